@@ -1,0 +1,57 @@
+"""pyprobe: load CO-RE BPF objects with libbpf and drive them from Python.
+
+>>> import pyprobe
+>>> with pyprobe.load("probe.bpf.o") as obj:
+...     links = obj.attach()
+"""
+
+from __future__ import annotations
+
+from pyprobe._ffi import libbpf_version
+from pyprobe._resource import ClosedError
+from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
+from pyprobe.errors import (
+    AmbiguousSymbolError,
+    AttachError,
+    BpfError,
+    BpfPermissionError,
+    KeyNotFoundError,
+    LoadError,
+    MapError,
+    MapFullError,
+    SymbolNotFoundError,
+    UnsupportedError,
+)
+from pyprobe.link import Link
+from pyprobe.maps import Map
+from pyprobe.object import BpfObject, load, open
+from pyprobe.program import Program, TestRunResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousSymbolError",
+    "AttachError",
+    "AttachType",
+    "BpfError",
+    "BpfObject",
+    "BpfPermissionError",
+    "ClosedError",
+    "KeyNotFoundError",
+    "Link",
+    "LinkType",
+    "LoadError",
+    "Map",
+    "MapError",
+    "MapFullError",
+    "MapType",
+    "Program",
+    "ProgramType",
+    "SymbolNotFoundError",
+    "TestRunResult",
+    "UnsupportedError",
+    "__version__",
+    "libbpf_version",
+    "load",
+    "open",
+]

@@ -1,0 +1,1 @@
+"""The ``pyprobe`` command line; it uses only pyprobe's public API."""

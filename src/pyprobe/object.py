@@ -1,0 +1,271 @@
+"""BPF objects: open a ``.bpf.o``, set it up, load it, attach it, close it."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar
+
+from pyprobe import _log
+from pyprobe._ffi import cstr, ffi, lib
+from pyprobe._resource import Resource
+from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
+from pyprobe.link import Link
+from pyprobe.maps import Map
+from pyprobe.program import Program
+
+__all__ = ["BpfObject", "load", "open"]
+
+State = Literal["opened", "loaded", "closed"]
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview
+T = TypeVar("T")
+
+
+class Named(Mapping[str, T]):
+    """A read-only name -> item mapping whose KeyError names the owner and what it has."""
+
+    def __init__(self, items: dict[str, T], what: str, owner: str) -> None:
+        self._items = items
+        self._what = what
+        self._owner = owner
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(self._items) or "none"
+            raise KeyError(f"no {self._what} {name!r} in {self._owner} (it has: {known})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
+
+
+def _close_object(ptr: Any, link_closers: dict[int, Callable[[], None]], keep: object) -> None:
+    # Links first: some (USDT) point into the object's memory.
+    for close in list(link_closers.values()):
+        close()
+    link_closers.clear()
+    lib.bpf_object__close(ptr)
+    del keep  # the ELF image of an object opened from memory lives as long as the object
+
+
+class BpfObject(Resource):
+    """An opened (and later loaded) BPF object file.
+
+    Made by :func:`pyprobe.open` or :func:`pyprobe.load`. Owns its programs'
+    and maps' fds and every link made through its programs: ``close()`` (or
+    leaving a ``with`` block) detaches those links and frees everything.
+    Programs and maps keep their object alive; using any of them after
+    ``close()`` raises :class:`pyprobe.ClosedError`.
+    """
+
+    def __init__(self, ptr: Any, *, path: str | None, keep: object = None) -> None:
+        self._ptr = ptr
+        self.path = path
+        """The file the object was opened from (None when opened from memory)."""
+        self.name: str = cstr(lib.bpf_object__name(ptr))
+        """The object's name (the file name without ``.bpf.o``, or the ``name`` given)."""
+        self._loaded = False
+        self._links: dict[int, Link] = {}
+        closers: dict[int, Callable[[], None]] = {}
+        self._link_closers = closers
+        self._own(lambda: _close_object(ptr, closers, keep), f"BpfObject '{self.name}'")
+
+        progs: dict[str, Program] = {}
+        p = lib.bpf_object__next_program(ptr, ffi.NULL)
+        while p != ffi.NULL:
+            prog = Program(self, p)
+            progs[prog.name] = prog
+            p = lib.bpf_object__next_program(ptr, p)
+        self.programs: Mapping[str, Program] = Named(progs, "program", f"object '{self.name}'")
+        """The object's programs by function name."""
+
+        maps: dict[str, Map] = {}
+        internal: dict[str, Map] = {}
+        m = lib.bpf_object__next_map(ptr, ffi.NULL)
+        while m != ffi.NULL:
+            bmap = Map._wrap(self, m)
+            (internal if lib.bpf_map__is_internal(m) else maps)[bmap.name] = bmap
+            m = lib.bpf_object__next_map(ptr, m)
+        self.maps: Mapping[str, Map] = Named(maps, "map", f"object '{self.name}'")
+        """The object's user maps by name (global-variable sections excluded)."""
+        self._internal_maps = internal
+
+    @property
+    def state(self) -> State:
+        """``"opened"``, ``"loaded"`` or ``"closed"``."""
+        if self.closed:
+            return "closed"
+        return "loaded" if self._loaded else "opened"
+
+    @property
+    def links(self) -> list[Link]:
+        """The links made through this object's programs that are still attached."""
+        return list(self._links.values())
+
+    def _adopt_link(self, link: Link) -> None:
+        self._check_open()
+        self._links[id(link)] = link
+        self._link_closers[id(link)] = link._closer()
+
+    def _forget_link(self, link: Link) -> None:
+        self._links.pop(id(link), None)
+        self._link_closers.pop(id(link), None)
+
+    def load(self) -> BpfObject:
+        """Creates the maps and loads every autoload program into the kernel; returns ``self``.
+
+        Raises :class:`LoadError` naming the program the verifier rejected, with
+        the verifier's log in ``.log``. Blocks while the verifier runs.
+        """
+        self._check_open()
+        if self._loaded:
+            raise BpfError(errno.EALREADY, "already loaded", context=f"load object '{self.name}'")
+        with _log.capture() as cap:
+            ret = lib.bpf_object__load(self._ptr)
+        if ret < 0:
+            raise self._load_error(-ret, cap)
+        self._loaded = True
+        return self
+
+    def _load_error(self, err: int, cap: _log.LoadCapture) -> BpfError:
+        program = cap.failed[0] if cap.failed else None
+        log = cap.logs.get(program, "") if program else ""
+        if program is None:
+            detail = "; ".join(m.removeprefix("libbpf: ") for m in cap.messages[-3:])
+            return error_from_errno(err, f"load object '{self.name}'" + (f" ({detail})" if detail else ""), LoadError)
+        context = f"load object '{self.name}': program '{program}'"
+        if log:
+            summary = _verifier_summary(log)
+            hint = "the verifier's log is in .log" if summary else ""
+            message = f"rejected by the verifier: {summary}" if summary else os.strerror(err)
+            exc = error_from_errno(err, context, LoadError, log=log, program=program, hint=hint)
+            if type(exc) is LoadError:
+                return LoadError(err, message, context=context, hint=hint, log=log, program=program)
+            return exc
+        exc = error_from_errno(err, context, LoadError, log=log, program=program)
+        if isinstance(exc, UnsupportedError | LoadError):
+            exc.__dict__.setdefault("log", log)
+            exc.__dict__.setdefault("program", program)
+        return exc
+
+    def attach(self) -> list[Link]:
+        """Attaches every loaded program whose SEC name gives a full target; returns the new links.
+
+        Programs whose section names no target (``SEC("uprobe")``,
+        ``SEC("syscall")``) or whose ``autoattach`` is off are skipped. On a
+        failure the links made so far are detached before the error is raised.
+        """
+        self._check_open()
+        if not self._loaded:
+            raise BpfError(
+                errno.EINVAL, "the object is not loaded; call load() first", context=f"attach object '{self.name}'"
+            )
+        made: list[Link] = []
+        try:
+            for prog in self.programs.values():
+                if prog.fd < 0 or not prog.autoattach:
+                    continue
+                link = prog._auto_attach()
+                if link is not None:
+                    made.append(link)
+        except BaseException:
+            for link in made:
+                link.detach()
+            raise
+        return made
+
+    def close(self) -> None:
+        """Detaches this object's links and frees its programs and maps. Calling it again does nothing."""
+        super().close()
+        self._links.clear()
+
+    def __enter__(self) -> BpfObject:
+        self._check_open()
+        return self
+
+    def __repr__(self) -> str:
+        return f"<BpfObject {self.name!r} {self.state} programs={list(self.programs)} maps={list(self.maps)}>"
+
+
+def _verifier_summary(log: str) -> str:
+    """The line of a verifier log that says why it refused, e.g. ``invalid access to map value``."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    skip = ("processed ", "verification time", "stack depth", "max_states_per_insn", "peak_states")
+    for line in reversed(lines):
+        if not line.startswith(skip) and not line[:1].isdigit() and not line.startswith(";"):
+            return line
+    return lines[-1] if lines else ""
+
+
+def open(
+    source: Source,
+    *,
+    name: str | None = None,
+    btf_path: str | os.PathLike[str] | None = None,
+    pin_root_path: str | os.PathLike[str] | None = None,
+    kconfig: str | None = None,
+) -> BpfObject:
+    """Opens a BPF object from a ``.bpf.o`` path or from its bytes, without loading it.
+
+    Between open and load: set ``rodata`` globals, ``Program.autoload``,
+    ``Map.max_entries``. ``btf_path`` names a kernel BTF to use for CO-RE
+    instead of /sys/kernel/btf/vmlinux.
+    """
+    opts = ffi.new("struct bpf_object_open_opts *")
+    opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+    keep: list[Any] = [opts]
+
+    def cstring(value: str | os.PathLike[str] | None) -> Any:
+        if value is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", os.fsencode(value))
+        keep.append(buf)
+        return buf
+
+    if btf_path is not None and not os.path.exists(btf_path):
+        raise LoadError(errno.ENOENT, "No such file or directory", context=f"open BTF file {os.fspath(btf_path)}")
+    opts.btf_custom_path = cstring(btf_path)
+    opts.pin_root_path = cstring(pin_root_path)
+    opts.kconfig = cstring(kconfig)
+    opts.object_name = cstring(name)
+    _log.sync_level()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        image = ffi.new("char[]", bytes(source))
+        keep.append(image)
+        label = name or "<memory>"
+        with _log.capture() as cap:
+            ptr = lib.bpf_object__open_mem(image, len(source), opts)
+        path = None
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(source))
+        label = path
+        if not os.path.isfile(path):
+            raise LoadError(errno.ENOENT, "No such file or directory", context=f"open BPF object {path}")
+        with _log.capture() as cap:
+            ptr = lib.bpf_object__open_file(os.fsencode(path), opts)
+    else:
+        raise TypeError(f"open() takes a path or bytes, not {type(source).__name__}")
+    if ptr == ffi.NULL:
+        err = ffi.errno or errno.EINVAL
+        detail = "; ".join(m.removeprefix("libbpf: ") for m in cap.messages[-2:])
+        context = f"open BPF object {label}" + (f" ({detail})" if detail else "")
+        raise error_from_errno(err, context, LoadError)
+    return BpfObject(ptr, path=path, keep=keep)
+
+
+def load(source: Source, **kwargs: Any) -> BpfObject:
+    """Opens and loads a BPF object (see :func:`open` for the arguments)."""
+    obj = open(source, **kwargs)
+    try:
+        return obj.load()
+    except BaseException:
+        obj.close()
+        raise

@@ -1,0 +1,133 @@
+"""Shared fixtures: build artifacts, BPF availability, tracefs/bpffs mounts, fd accounting."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("PYPROBE_BUILD_DIR", ROOT / "build" / "py"))
+REQUIRE_BPF = os.environ.get("PYPROBE_REQUIRE_BPF") == "1"
+
+
+def test_object(name: str) -> Path:
+    """Path of a BPF object built from tests/bpf/NAME.bpf.c."""
+    path = BUILD / "tests" / "bpf" / f"{name}.bpf.o"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build the project first (see README.md)")
+    return path
+
+
+test_object.__test__ = False  # type: ignore[attr-defined]
+
+
+def target(name: str) -> Path:
+    """Path of a target program built from tests/targets/."""
+    path = BUILD / "tests" / "targets" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build the project first (see README.md)")
+    return path
+
+
+def _mount(fstype: str, where: str) -> None:
+    if os.path.ismount(where) or not os.path.isdir(where) or os.geteuid() != 0:
+        return
+    subprocess.run(["mount", "-t", fstype, fstype, where], check=False, capture_output=True)
+
+
+def _bpf_unavailable() -> str | None:
+    """Why BPF cannot be used here, or None when it can."""
+    if os.geteuid() != 0:
+        return "not root"
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    try:
+        import pyprobe
+
+        with pyprobe.load(test_object("minimal")):
+            pass
+    except Exception as exc:  # the reason is what the report needs
+        return f"cannot load a BPF object: {exc}"
+    return None
+
+
+_REASON: list[str | None] = []
+
+
+def bpf_unavailable() -> str | None:
+    if not _REASON:
+        _REASON.append(_bpf_unavailable())
+    return _REASON[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _mount("tracefs", "/sys/kernel/tracing")
+    _mount("bpf", "/sys/fs/bpf")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import pyprobe
+
+    caps = "?"
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(line.split()[1] for line in f if line.startswith("CapEff:"))
+    except OSError:
+        pass
+    try:
+        lockdown = Path("/sys/kernel/security/lockdown").read_text().strip()
+    except OSError:
+        lockdown = "unknown"
+    return [
+        f"kernel: {platform.release()}, libbpf {pyprobe.libbpf_version()}, euid {os.geteuid()}, CapEff {caps}",
+        f"lockdown: {lockdown}, PYPROBE_REQUIRE_BPF={int(REQUIRE_BPF)}, build dir {BUILD}",
+    ]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("bpf") is None:
+        return
+    reason = bpf_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_BPF:
+        pytest.fail(f"BPF is required (PYPROBE_REQUIRE_BPF=1) but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"needs BPF: {reason}")
+
+
+def open_fds() -> set[int]:
+    """The fds this process has open now."""
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def fd_targets(fds: set[int]) -> dict[int, str]:
+    out = {}
+    for fd in fds:
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            out[fd] = "?"
+    return out
+
+
+@pytest.fixture
+def no_fd_leak() -> Iterator[None]:
+    """Fails the test when it leaves more fds open than it found."""
+    before = open_fds()
+    yield
+    leaked = open_fds() - before
+    assert not leaked, f"leaked fds: {fd_targets(leaked)}"
+
+
+@pytest.fixture
+def utest() -> Iterator[subprocess.Popen[bytes]]:
+    """The C++ target running its loop slowly until the test ends."""
+    proc = subprocess.Popen([str(target("utest")), "-1", "1000"], stdout=subprocess.DEVNULL)
+    yield proc
+    proc.kill()
+    proc.wait()
