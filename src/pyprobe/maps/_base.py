@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
-from pyprobe.btf import Btf
+from pyprobe.btf import Btf, Kind
 from pyprobe.enums import MapType
 from pyprobe.errors import BpfError, KeyNotFoundError, MapError, MapFullError, check_int, error_from_errno
 from pyprobe.maps._codec import Codec, PerCpuCodec
@@ -41,6 +41,7 @@ class KeyExistsError(MapError):
 KeyExistsError.__module__ = "pyprobe"
 
 PER_CPU_TYPES = (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE)
+_INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.ARRAY_OF_MAPS, MapType.PROG_ARRAY)
 _EINVAL_HINTS = {
     MapType.ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
     MapType.PERCPU_ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
@@ -84,7 +85,8 @@ class Map(Resource):
             self.name: str = cstr(lib.bpf_map__name(ptr))
             """The map's name in the C source (or given to :meth:`create`)."""
         else:
-            self.name = ffi.string(info.name).decode("utf-8", "replace")
+            unnamed = f"{MapType(int(info.type)).name.lower()}#{int(info.id)}"
+            self.name = ffi.string(info.name).decode("utf-8", "replace") or unnamed
             self._own_fd = fd
             self._own(lambda: _close_fd(fd), f"map '{self.name}' (fd {fd})")
 
@@ -213,15 +215,46 @@ class Map(Resource):
         except BpfError:
             return None
 
+    def _declared_types(self) -> tuple[Any, Any]:
+        """Key and value types from the map's definition in the ``.maps`` section.
+
+        libbpf drops the BTF ids of some maps (queues, stacks, maps of maps)
+        before creating them; their declaration still names the types.
+        """
+        btf = self.btf
+        found: list[Any] = [None, None]
+        if btf is None:
+            return None, None
+        try:
+            section = btf.record(btf.find(".maps", Kind.DATASEC))
+            for var_id, _offset, _size in section.vars:
+                var = btf.record(var_id)
+                if var.name != self.name:
+                    continue
+                for member in btf.resolve(var.ref).members:
+                    if member.name in ("key", "value"):
+                        pointer = btf.resolve(member.type_id)
+                        if pointer.kind == Kind.PTR:
+                            found[member.name == "value"] = btf.type_by_id(pointer.ref)
+        except BpfError:
+            pass
+        return found[0], found[1]
+
     def _make_codecs(self) -> tuple[Codec, Codec]:
         key_type, value_type = self._explicit_types
         if self._object is not None:
             ptr = self._live()
             key_type = key_type or self._btf_type(int(lib.bpf_map__btf_key_type_id(ptr)))
             value_type = value_type or self._btf_type(int(lib.bpf_map__btf_value_type_id(ptr)))
+            if key_type is None or value_type is None:
+                declared_key, declared_value = self._declared_types()
+                key_type = key_type or declared_key
+                value_type = value_type or declared_value
         elif self._btf is not None:
             key_type = key_type or self._btf_type(int(self._info_cache.btf_key_type_id))
             value_type = value_type or self._btf_type(int(self._info_cache.btf_value_type_id))
+        if key_type is None and self.type in _INDEXED and self.key_size == 4:
+            key_type = ctypes.c_uint32  # array indexes, also without BTF
         key = Codec(key_type, self.key_size, f"key of map '{self.name}'")
         value = Codec(value_type, self.value_size, f"value of map '{self.name}'")
         if self.type in PER_CPU_TYPES:
@@ -417,8 +450,9 @@ class Map(Resource):
         found = cls._from_fd(fd, key_type=key_type, value_type=value_type)
         found._pin_path = path
         if cls is not Map and not isinstance(found, cls):
+            kind = found.type.name.lower()
             found.close()
-            raise MapError(errno.EINVAL, f"the map there is a {found.type.name.lower()} map", context=context)
+            raise MapError(errno.EINVAL, f"the map there is a {kind} map, not a {cls.__name__}", context=context)
         return found
 
     @classmethod

@@ -54,13 +54,13 @@ class MapItems(Sequence[tuple[Any, Any]]):
     def __len__(self) -> int:
         return self._count
 
-    def keys(self) -> list[Any]:
+    def key_list(self) -> list[Any]:
         """The decoded keys."""
         if self._keys is None:
             self._keys = self._key.decode_many(self.raw_keys, self._count, self._key.size)
         return self._keys
 
-    def values(self) -> list[Any]:
+    def value_list(self) -> list[Any]:
         """The decoded values."""
         if self._values is None:
             self._values = self._value.decode_many(self.raw_values, self._count, self._value.size)
@@ -72,15 +72,15 @@ class MapItems(Sequence[tuple[Any, Any]]):
     def __getitem__(self, index: slice) -> list[tuple[Any, Any]]: ...
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
-            return list(zip(self.keys()[index], self.values()[index], strict=True))
-        return self.keys()[index], self.values()[index]
+            return list(zip(self.key_list()[index], self.value_list()[index], strict=True))
+        return self.key_list()[index], self.value_list()[index]
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return iter(zip(self.keys(), self.values(), strict=True))
+        return iter(zip(self.key_list(), self.value_list(), strict=True))
 
     def to_dict(self) -> dict[Any, Any]:
         """The entries as a dict."""
-        return dict(zip(self.keys(), self.values(), strict=True))
+        return dict(zip(self.key_list(), self.value_list(), strict=True))
 
     def to_numpy(self) -> tuple[Any, Any]:
         """(keys, values) as numpy arrays with dtypes made from BTF. Needs numpy."""
