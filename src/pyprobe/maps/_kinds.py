@@ -12,7 +12,7 @@ from pyprobe._ffi import ffi, lib
 from pyprobe.enums import MapType
 from pyprobe.errors import KeyNotFoundError, MapError, check_int, error_from_errno
 from pyprobe.maps._base import Map, UpdateFlags
-from pyprobe.maps._codec import Codec
+from pyprobe.maps._codec import Codec, bulk
 
 if TYPE_CHECKING:
     from pyprobe.program import Program
@@ -24,6 +24,7 @@ __all__ = [
 ]  # fmt: skip
 
 _DUMP_CHUNK = 4096
+_new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 def _shown(key: Any) -> str:
@@ -40,9 +41,9 @@ class MapItems(Sequence[tuple[Any, Any]]):
     :meth:`to_numpy` structured arrays.
     """
 
-    def __init__(self, raw_keys: bytes, raw_values: bytes, count: int, key: Codec, value: Codec) -> None:
+    def __init__(self, raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> None:
         self.raw_keys = raw_keys
-        """The keys, ``count`` of them back to back."""
+        """The keys, ``count`` of them back to back (a read-write buffer: ``bytes(raw_keys)`` copies it)."""
         self.raw_values = raw_values
         """The values, back to back (per-CPU values: every CPU's slot, padded to 8 bytes)."""
         self._count = count
@@ -75,12 +76,20 @@ class MapItems(Sequence[tuple[Any, Any]]):
             return list(zip(self.key_list()[index], self.value_list()[index], strict=True))
         return self.key_list()[index], self.value_list()[index]
 
+    def pairs(self) -> list[tuple[Any, Any]]:
+        """Every (key, value) pair, decoded in bulk."""
+        keys, values = self.key_list(), self.value_list()
+        with bulk():
+            return list(zip(keys, values, strict=True))
+
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return iter(zip(self.key_list(), self.value_list(), strict=True))
+        return iter(self.pairs())
 
     def to_dict(self) -> dict[Any, Any]:
         """The entries as a dict."""
-        return dict(zip(self.key_list(), self.value_list(), strict=True))
+        keys, values = self.key_list(), self.value_list()
+        with bulk():
+            return dict(zip(keys, values, strict=True))
 
     def to_numpy(self) -> tuple[Any, Any]:
         """(keys, values) as numpy arrays with dtypes made from BTF. Needs numpy."""
@@ -88,7 +97,7 @@ class MapItems(Sequence[tuple[Any, Any]]):
 
         from pyprobe.btf import numpy_dtype
 
-        def array(raw: bytes, codec: Codec) -> Any:
+        def array(raw: Any, codec: Codec) -> Any:
             if codec.ctype is None:
                 return np.frombuffer(raw, dtype=np.dtype((np.void, codec.size)), count=self._count)
             dtype = numpy_dtype(codec.ctype)
@@ -216,14 +225,15 @@ class KeyValueMap(Map):
         fd = self._loaded_fd(f"dump map '{self.name}'")
         key_codec, value_codec = self._codec
         capacity = self.max_entries
-        keys = ffi.new("char[]", max(capacity * key_codec.size, 1))
-        values = ffi.new("char[]", max(capacity * value_codec.size, 1))
+        keys = _new_uncleared("char[]", max(capacity * key_codec.size, 1))
+        values = _new_uncleared("char[]", max(capacity * value_codec.size, 1))
         count = ffi.new("__u32 *")
         ret = lib.pyprobe_map_dump(fd, key_codec.size, value_codec.size, capacity, _DUMP_CHUNK, keys, values, count)
         check_int(ret, f"dump map '{self.name}'", MapError)
         n = int(count[0])
+        # The blobs stay in the C buffers: no copy (a buffer sized for a full map is what it is).
         return MapItems(
-            ffi.buffer(keys, n * key_codec.size)[:], ffi.buffer(values, n * value_codec.size)[:],
+            ffi.buffer(keys, n * key_codec.size), ffi.buffer(values, n * value_codec.size),
             n, key_codec, value_codec,
         )  # fmt: skip
 
