@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
+from pyprobe.btf import Btf, BtfError
 from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
 from pyprobe.errors import (
     AmbiguousSymbolError,
@@ -22,8 +23,29 @@ from pyprobe.errors import (
     SymbolNotFoundError,
     UnsupportedError,
 )
+from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
-from pyprobe.maps import Map
+from pyprobe.maps import (
+    ArrayMap,
+    ArrayOfMaps,
+    BloomFilterMap,
+    HashMap,
+    HashOfMaps,
+    KeyExistsError,
+    LruHashMap,
+    LruPerCpuHashMap,
+    Map,
+    MapItems,
+    PerCpuArrayMap,
+    PerCpuHashMap,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
+    RingBufMap,
+    StackMap,
+    StackTraceMap,
+    UpdateFlags,
+)
 from pyprobe.object import BpfObject, load, open
 from pyprobe.program import Program, TestRunResult
 
@@ -31,25 +53,46 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousSymbolError",
+    "ArrayMap",
+    "ArrayOfMaps",
     "AttachError",
     "AttachType",
+    "BloomFilterMap",
     "BpfError",
     "BpfObject",
     "BpfPermissionError",
+    "Btf",
+    "BtfError",
     "ClosedError",
+    "GlobalVariables",
+    "HashMap",
+    "HashOfMaps",
+    "KeyExistsError",
     "KeyNotFoundError",
     "Link",
     "LinkType",
     "LoadError",
+    "LruHashMap",
+    "LruPerCpuHashMap",
     "Map",
     "MapError",
     "MapFullError",
+    "MapItems",
     "MapType",
+    "PerCpuArrayMap",
+    "PerCpuHashMap",
+    "PerfEventArrayMap",
+    "ProgArrayMap",
     "Program",
     "ProgramType",
+    "QueueMap",
+    "RingBufMap",
+    "StackMap",
+    "StackTraceMap",
     "SymbolNotFoundError",
     "TestRunResult",
     "UnsupportedError",
+    "UpdateFlags",
     "__version__",
     "libbpf_version",
     "load",

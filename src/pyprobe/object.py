@@ -10,7 +10,9 @@ from typing import Any, Literal, TypeVar
 from pyprobe import _log
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
+from pyprobe.btf import Btf
 from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
+from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
 from pyprobe.maps import Map
 from pyprobe.program import Program
@@ -104,6 +106,51 @@ class BpfObject(Resource):
         if self.closed:
             return "closed"
         return "loaded" if self._loaded else "opened"
+
+    @property
+    def btf(self) -> Btf:
+        """The object's BTF: Python types of its structs, maps and globals (see :mod:`pyprobe.btf`)."""
+        self._check_open()
+        btf: Btf | None = self.__dict__.get("_btf")
+        if btf is None:
+            ptr = lib.bpf_object__btf(self._ptr)
+            if ptr == ffi.NULL:
+                raise BpfError(
+                    errno.ENOENT, "the object has no BTF (compile it with -g)", context=f"object '{self.name}'"
+                )
+            btf = self.__dict__["_btf"] = Btf(ptr, check=self._check_open)
+        return btf
+
+    def _globals(self, section: str) -> GlobalVariables:
+        cache: dict[str, GlobalVariables] = self.__dict__.setdefault("_globals_cache", {})
+        found = cache.get(section)
+        if found is None:
+            self._check_open()
+            found = GlobalVariables(self, section, None, {})
+            for m in self._internal_maps.values():
+                try:
+                    rec = self.btf.record(int(lib.bpf_map__btf_value_type_id(m._ptr)))
+                except BpfError:
+                    continue
+                if rec.name == section:
+                    found = GlobalVariables(self, section, m._ptr, self.btf.variables(section))
+            cache[section] = found
+        return found
+
+    @property
+    def bss(self) -> GlobalVariables:
+        """Zero-initialised globals; after load, live kernel memory (read and write)."""
+        return self._globals(".bss")
+
+    @property
+    def data(self) -> GlobalVariables:
+        """Initialised globals; after load, live kernel memory (read and write)."""
+        return self._globals(".data")
+
+    @property
+    def rodata(self) -> GlobalVariables:
+        """``const volatile`` globals: settable between open and load, read-only after."""
+        return self._globals(".rodata")
 
     @property
     def links(self) -> list[Link]:

@@ -1,0 +1,554 @@
+"""BPF Type Format: Python types made from an object's (or the kernel's) BTF.
+
+Integers, enums and pointers become ctypes integer types (pointers as
+unsigned integers of pointer size); structs and unions become
+:class:`ctypes.Structure` / :class:`ctypes.Union` subclasses whose layout
+(size and every member offset) is checked against BTF, with attribute access,
+bitfields, ``to_dict()`` and ``from_dict()``; arrays become ctypes arrays
+(``char`` arrays read as ``bytes``); typedefs and qualifiers resolve to the
+type they name. Each type is built once and cached by its BTF id.
+
+Decoding raw bytes is ``ctype.from_buffer_copy(raw)``; :func:`numpy_dtype`
+gives the matching numpy dtype when numpy is installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import importlib
+import os
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pyprobe._ffi import cstr, ffi, lib
+from pyprobe.errors import BpfError, check_ptr
+
+__all__ = ["Btf", "BtfError", "BtfStruct", "BtfUnion", "Kind", "numpy_dtype", "to_python"]
+
+
+class BtfError(BpfError, LookupError):
+    """A BTF type is missing or cannot be represented in Python."""
+
+
+BtfError.__module__ = "pyprobe"
+
+
+class Kind:
+    """BTF_KIND_* values."""
+
+    UNKN, INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF = 0, 1, 2, 3, 4, 5, 6, 7, 8
+    VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT = 9, 10, 11, 12, 13, 14, 15, 16
+    DECL_TAG, TYPE_TAG, ENUM64 = 17, 18, 19
+
+
+_INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
+_QUALIFIERS = (Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG, Kind.DECL_TAG)
+_NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF, Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT, Kind.DATASEC)
+_PREFIXES = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a BTF struct or union."""
+
+    name: str
+    type_id: int
+    bit_offset: int
+    bitfield_size: int = 0
+
+
+@dataclass(frozen=True)
+class TypeRecord:
+    """One BTF type record as read from libbpf, independent of libbpf's memory."""
+
+    id: int
+    kind: int
+    name: str
+    size: int = 0
+    """Byte size for INT, STRUCT, UNION, ENUM, FLOAT, DATASEC."""
+    ref: int = 0
+    """The referenced type for PTR, TYPEDEF, qualifiers, VAR, FUNC."""
+    int_encoding: int = 0
+    int_bits: int = 0
+    int_offset: int = 0
+    signed: bool = False
+    """Enums: whether the values are signed (kflag)."""
+    members: tuple[Member, ...] = ()
+    enum_values: tuple[tuple[str, int], ...] = ()
+    elem_type: int = 0
+    nelems: int = 0
+    vars: tuple[tuple[int, int, int], ...] = ()
+    """DATASEC: (VAR type id, offset, size) per variable."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class _BtfComposite:
+    """Behaviour shared by the struct and union types made from BTF."""
+
+    _btf_name_: ClassVar[str] = ""
+    _btf_members_: ClassVar[tuple[str, ...]] = ()
+    _btf_layout_: ClassVar[tuple[tuple[str, int, Any], ...]] = ()
+    """(name, byte offset, ctype) of every member that is not a bitfield, anonymous ones flattened."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The members as a dict (nested structs as dicts, arrays as lists, char arrays as bytes)."""
+        return {name: to_python(getattr(self, name)) for name in self._btf_members_}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """A new instance with the members given by ``values`` (nested dicts and lists allowed)."""
+        inst = cls()
+        inst._assign(values)
+        return inst
+
+    def _assign(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            if name not in self._btf_members_:
+                raise ValueError(f"{self._btf_name_} has no member {name!r} (it has: {', '.join(self._btf_members_)})")
+            current = getattr(self, name)
+            if isinstance(value, dict) and isinstance(current, _BtfComposite):
+                current._assign(value)
+            elif isinstance(value, (list, tuple)) and isinstance(current, ctypes.Array):
+                if len(value) > len(current):
+                    raise ValueError(
+                        f"member {name!r} of {self._btf_name_} holds {len(current)} items, not {len(value)}"
+                    )
+                for i, item in enumerate(value):
+                    if isinstance(item, dict):
+                        current[i]._assign(item)
+                    else:
+                        current[i] = item
+            else:
+                try:
+                    setattr(self, name, value)
+                except TypeError as exc:
+                    raise TypeError(f"member {name!r} of {self._btf_name_}: {exc}") from None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return bytes(memoryview(self)) == bytes(memoryview(other))  # type: ignore[arg-type]
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(bytes(memoryview(self)))  # type: ignore[arg-type]
+
+
+class BtfStruct(_BtfComposite, ctypes.Structure):
+    """Base class of the struct types made from BTF."""
+
+
+class BtfUnion(_BtfComposite, ctypes.Union):
+    """Base class of the union types made from BTF."""
+
+
+def to_python(value: Any) -> Any:
+    """A decoded ctypes value as plain Python: structs to dicts, arrays to lists, scalars as they are."""
+    if isinstance(value, _BtfComposite):
+        return value.to_dict()
+    if isinstance(value, ctypes.Array):
+        if getattr(value, "_type_", None) is ctypes.c_char:
+            return bytes(value.value)
+        return [to_python(v) for v in value]
+    if isinstance(value, ctypes._SimpleCData):
+        return value.value
+    return value
+
+
+def _bitfield(start: int, bits: int, signed: bool, name: str) -> property:
+    """A property reading and writing ``bits`` bits at bit ``start`` of the instance's memory."""
+    first = start // 8
+    shift = start % 8
+    nbytes = (shift + bits + 7) // 8
+    mask = (1 << bits) - 1
+
+    def get(self: Any) -> int:
+        raw = int.from_bytes(ctypes.string_at(ctypes.addressof(self) + first, nbytes), "little")
+        value = (raw >> shift) & mask
+        if signed and value >> (bits - 1):
+            value -= 1 << bits
+        return value
+
+    def set_(self: Any, value: int) -> None:
+        if not isinstance(value, int):
+            raise TypeError(f"bitfield {name!r} takes an int, not {type(value).__name__}")
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, mask)
+        if not low <= value <= high:
+            raise ValueError(f"bitfield {name!r} ({bits} bits) cannot hold {value}")
+        addr = ctypes.addressof(self) + first
+        raw = int.from_bytes(ctypes.string_at(addr, nbytes), "little")
+        raw = (raw & ~(mask << shift)) | ((value & mask) << shift)
+        ctypes.memmove(addr, raw.to_bytes(nbytes, "little"), nbytes)
+
+    return property(get, set_, doc=f"bitfield of {bits} bits")
+
+
+def _forward(outer: str, inner: str) -> property:
+    def get(self: Any) -> Any:
+        return getattr(getattr(self, outer), inner)
+
+    def set_(self: Any, value: Any) -> None:
+        setattr(getattr(self, outer), inner, value)
+
+    return property(get, set_)
+
+
+_INTS: dict[tuple[int, bool], Any] = {
+    (1, False): ctypes.c_uint8, (1, True): ctypes.c_int8,
+    (2, False): ctypes.c_uint16, (2, True): ctypes.c_int16,
+    (4, False): ctypes.c_uint32, (4, True): ctypes.c_int32,
+    (8, False): ctypes.c_uint64, (8, True): ctypes.c_int64,
+}  # fmt: skip
+
+
+def int_type(size: int, signed: bool) -> Any:
+    """The ctypes integer type of ``size`` bytes (16-byte integers become ``c_uint8 * 16``)."""
+    found = _INTS.get((size, signed))
+    if found is None:
+        return ctypes.c_uint8 * size
+    return found
+
+
+class Btf:
+    """Type information of a BPF object, or of a map loaded by the kernel.
+
+    Got from :attr:`BpfObject.btf`, :attr:`Map.btf` or :meth:`Btf.from_file`.
+    The types it builds are plain Python classes that stay valid after the
+    BTF (or its object) is closed; building a new type needs it open.
+    Nothing here blocks or makes a system call except :meth:`from_kernel`.
+    """
+
+    def __init__(self, ptr: Any, *, check: Callable[[], None] | None = None, owned: bool = False) -> None:
+        self._ptr = ptr
+        self._check = check
+        self._records: dict[int, TypeRecord] = {}
+        self._types: dict[int, Any] = {}
+        self._by_name: dict[str, int] = {}
+        self._finalizer = weakref.finalize(self, lib.btf__free, ptr) if owned else None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Btf:
+        """Reads the BTF of an ELF file (a ``.bpf.o``, vmlinux) or a raw BTF file (/sys/kernel/btf/vmlinux)."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise BtfError(errno.ENOENT, "No such file or directory", context=f"read BTF of {path}")
+        ptr = check_ptr(lib.btf__parse(os.fsencode(path), ffi.NULL), f"read BTF of {path}", BtfError)
+        return cls(ptr, owned=True)
+
+    @classmethod
+    def from_kernel(cls, btf_id: int) -> Btf:
+        """Loads the BTF the kernel holds under ``btf_id`` (e.g. a map's ``bpf_map_info.btf_id``)."""
+        ptr = check_ptr(lib.btf__load_from_kernel_by_id(btf_id), f"load BTF id {btf_id} from the kernel", BtfError)
+        return cls(ptr, owned=True)
+
+    def _live(self) -> Any:
+        if self._check is not None:
+            self._check()
+        return self._ptr
+
+    def __len__(self) -> int:
+        """Number of type ids (id 0, void, included)."""
+        return int(lib.btf__type_cnt(self._live()))
+
+    # --- records ---------------------------------------------------------------
+    def record(self, type_id: int) -> TypeRecord:
+        """The raw record of ``type_id`` (kind, name, size, members...)."""
+        rec = self._records.get(type_id)
+        if rec is None:
+            rec = self._read(type_id)
+            self._records[type_id] = rec
+        return rec
+
+    def _read(self, type_id: int) -> TypeRecord:  # noqa: PLR0911 - one return per BTF kind
+        if not isinstance(type_id, int) or isinstance(type_id, bool):
+            raise TypeError(f"a BTF type id is an int, not {type(type_id).__name__}")
+        ptr = self._live()
+        if type_id == 0:
+            return TypeRecord(0, Kind.UNKN, "void")
+        if not 0 < type_id < lib.btf__type_cnt(ptr):
+            raise BtfError(errno.ENOENT, f"no BTF type id {type_id}", context="look up BTF type")
+        t = lib.btf__type_by_id(ptr, type_id)
+        info = int(t.info)
+        kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
+        name = cstr(lib.btf__name_by_offset(ptr, t.name_off))
+        size_or_type = int(t.size)
+        tail = t + 1
+        if kind == Kind.INT:
+            enc = int(ffi.cast("__u32 *", tail)[0])
+            return TypeRecord(
+                type_id, kind, name, size=size_or_type,
+                int_encoding=(enc >> 24) & 0x0F, int_offset=(enc >> 16) & 0xFF, int_bits=enc & 0xFF,
+            )  # fmt: skip
+        if kind in (Kind.STRUCT, Kind.UNION):
+            raw = ffi.cast("struct btf_member *", tail)
+            members = []
+            for i in range(vlen):
+                m = raw[i]
+                off = int(m.offset)
+                bit_off, bits = (off & 0xFFFFFF, off >> 24) if kflag else (off, 0)
+                members.append(Member(cstr(lib.btf__name_by_offset(ptr, m.name_off)), int(m.type), bit_off, bits))
+            return TypeRecord(type_id, kind, name, size=size_or_type, members=tuple(members))
+        if kind == Kind.ENUM:
+            e = ffi.cast("struct btf_enum *", tail)
+            values = tuple((cstr(lib.btf__name_by_offset(ptr, e[i].name_off)), int(e[i].val)) for i in range(vlen))
+            return TypeRecord(type_id, kind, name, size=size_or_type, signed=kflag, enum_values=values)
+        if kind == Kind.ENUM64:
+            e64 = ffi.cast("struct btf_enum64 *", tail)
+            values64 = []
+            for i in range(vlen):
+                v = int(e64[i].val_lo32) | (int(e64[i].val_hi32) << 32)
+                if kflag and v >> 63:
+                    v -= 1 << 64
+                values64.append((cstr(lib.btf__name_by_offset(ptr, e64[i].name_off)), v))
+            return TypeRecord(type_id, kind, name, size=size_or_type, signed=kflag, enum_values=tuple(values64))
+        if kind == Kind.ARRAY:
+            a = ffi.cast("struct btf_array *", tail)
+            return TypeRecord(type_id, kind, name, elem_type=int(a.type), nelems=int(a.nelems))
+        if kind == Kind.DATASEC:
+            s = ffi.cast("struct btf_var_secinfo *", tail)
+            secvars = tuple((int(s[i].type), int(s[i].offset), int(s[i].size)) for i in range(vlen))
+            return TypeRecord(type_id, kind, name, size=size_or_type, vars=secvars)
+        if kind in (Kind.FLOAT, Kind.FWD):
+            return TypeRecord(type_id, kind, name, size=size_or_type if kind == Kind.FLOAT else 0, signed=kflag)
+        if kind == Kind.VAR:
+            linkage = int(ffi.cast("struct btf_var *", tail).linkage)
+            return TypeRecord(type_id, kind, name, ref=size_or_type, extra={"linkage": linkage})
+        # PTR, TYPEDEF, qualifiers, FUNC, FUNC_PROTO (its return type), DECL_TAG
+        return TypeRecord(type_id, kind, name, ref=size_or_type)
+
+    def find(self, name: str, kind: int | None = None) -> int:
+        """The id of the type called ``name`` (``"struct event"``, ``"event"``, ``"u32"``).
+
+        Raises :class:`BtfError` (a LookupError) when there is none.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a BTF type name is a str, not {type(name).__name__}")
+        key = f"{kind}:{name}"
+        found = self._by_name.get(key)
+        if found is not None:
+            return found
+        ptr = self._live()
+        words = name.split(None, 1)
+        kinds: tuple[int, ...]
+        bare = name
+        if kind is not None:
+            kinds = (kind,)
+        elif len(words) == 2 and words[0] in _PREFIXES:
+            bare = words[1]
+            kinds = (_PREFIXES[words[0]], Kind.ENUM64) if words[0] == "enum" else (_PREFIXES[words[0]],)
+        else:
+            kinds = _NAMED_KINDS
+        for k in kinds:
+            ret = int(lib.btf__find_by_name_kind(ptr, bare.encode(), k))
+            if ret > 0:
+                self._by_name[key] = ret
+                return ret
+        raise BtfError(errno.ENOENT, f"no type named {name!r} in BTF", context="look up BTF type")
+
+    # --- Python types ----------------------------------------------------------
+    def type_by_name(self, name: str) -> Any:
+        """The Python (ctypes) type made from the BTF type called ``name``; built once, cached."""
+        return self.type_by_id(self.find(name))
+
+    def type_by_id(self, type_id: int) -> Any:
+        """The Python (ctypes) type made from BTF type ``type_id``; built once, cached.
+
+        Raises :class:`BtfError` for ids that name no data type (void, functions).
+        """
+        built = self._types.get(type_id)
+        if built is None:
+            built = self._build(type_id)
+            self._types[type_id] = built
+        return built
+
+    def resolve(self, type_id: int) -> TypeRecord:
+        """The record behind typedefs and qualifiers."""
+        rec = self.record(type_id)
+        seen = 0
+        while rec.kind in _QUALIFIERS and seen < 64:
+            rec = self.record(rec.ref)
+            seen += 1
+        return rec
+
+    def size_of(self, type_id: int) -> int:
+        """Byte size of ``type_id`` as BTF gives it."""
+        size = int(lib.btf__resolve_size(self._live(), type_id))
+        if size < 0:
+            raise BtfError(-size, f"BTF type {type_id} has no size", context="resolve BTF type size")
+        return size
+
+    def is_char(self, type_id: int) -> bool:
+        """Whether ``type_id`` resolves to C ``char`` (whose arrays read as bytes)."""
+        rec = self.resolve(type_id)
+        return rec.kind == Kind.INT and rec.size == 1 and (rec.name == "char" or bool(rec.int_encoding & _INT_CHAR))
+
+    def _build(self, type_id: int) -> Any:  # noqa: PLR0911 - one return per BTF kind
+        rec = self.record(type_id)
+        kind = rec.kind
+        if kind in _QUALIFIERS:
+            return self.type_by_id(rec.ref)
+        if kind == Kind.INT:
+            if rec.int_encoding & _INT_BOOL and rec.size == 1:
+                return ctypes.c_bool
+            return int_type(rec.size, bool(rec.int_encoding & _INT_SIGNED))
+        if kind in (Kind.ENUM, Kind.ENUM64):
+            return int_type(rec.size, rec.signed or any(v < 0 for _, v in rec.enum_values))
+        if kind == Kind.PTR:
+            return int_type(int(lib.btf__pointer_size(self._live())) or 8, False)
+        if kind == Kind.FLOAT:
+            return {4: ctypes.c_float, 8: ctypes.c_double}.get(rec.size) or ctypes.c_uint8 * rec.size
+        if kind == Kind.ARRAY:
+            elem = ctypes.c_char if self.is_char(rec.elem_type) else self.type_by_id(rec.elem_type)
+            return elem * rec.nelems
+        if kind in (Kind.STRUCT, Kind.UNION):
+            return self._build_composite(rec)
+        if kind == Kind.DATASEC:
+            return self._build_datasec(rec)
+        what = {Kind.UNKN: "void", Kind.FWD: "a forward declaration", Kind.FUNC: "a function"}.get(kind, f"kind {kind}")
+        raise BtfError(
+            errno.EINVAL, f"BTF type {type_id} ({rec.name or 'anonymous'}) is {what}: no data type",
+            context="make a Python type from BTF",
+        )  # fmt: skip
+
+    def _build_composite(self, rec: TypeRecord) -> Any:
+        is_union = rec.kind == Kind.UNION
+        label = ("union " if is_union else "struct ") + (rec.name or f"<anonymous #{rec.id}>")
+        fields: list[tuple[str, Any]] = []
+        anonymous: list[str] = []
+        props: dict[str, property] = {}
+        names: list[str] = []
+        layout: list[tuple[str, int, Any]] = []
+        expected: list[tuple[str, int]] = []
+        cursor = 0
+        for index, m in enumerate(rec.members):
+            if m.bitfield_size or m.bit_offset % 8:
+                mrec = self.resolve(m.type_id)
+                signed = bool(mrec.int_encoding & _INT_SIGNED) if mrec.kind == Kind.INT else mrec.signed
+                bits = m.bitfield_size or 8 * mrec.size
+                props[m.name or f"_bitfield{index}"] = _bitfield(m.bit_offset, bits, signed, m.name)
+                names.append(m.name or f"_bitfield{index}")
+                continue
+            offset = m.bit_offset // 8
+            ctype = self.type_by_id(m.type_id)
+            if offset > cursor and not is_union:
+                fields.append((f"_pad{index}", ctypes.c_uint8 * (offset - cursor)))
+            fname = m.name or f"_anon{index}"
+            fields.append((fname, ctype))
+            expected.append((fname, offset))
+            if m.name:
+                names.append(m.name)
+                layout.append((m.name, offset, ctype))
+            else:
+                anonymous.append(fname)
+                inner_names = getattr(ctype, "_btf_members_", ())
+                names.extend(inner_names)
+                for iname, ioff, itype in getattr(ctype, "_btf_layout_", ()):
+                    layout.append((iname, offset + ioff, itype))
+                inner_fields = {f[0] for f in getattr(ctype, "_fields_", ())}
+                for iname in inner_names:
+                    if iname not in inner_fields:  # an inner bitfield: ctypes does not forward properties
+                        props[iname] = _forward(fname, iname)
+            cursor = max(cursor, offset + ctypes.sizeof(ctype))
+        if cursor < rec.size and not is_union:
+            fields.append(("_pad_end", ctypes.c_uint8 * (rec.size - cursor)))
+        if is_union and rec.size:
+            fields.append(("_raw", ctypes.c_uint8 * rec.size))
+        base: Any = BtfUnion if is_union else BtfStruct
+        cls_name = rec.name or f"anon_{'union' if is_union else 'struct'}_{rec.id}"
+        attrs: dict[str, Any] = {
+            "_btf_name_": label, "_btf_members_": tuple(names), "_btf_layout_": tuple(layout),
+            "_btf_id_": rec.id, "__module__": "pyprobe.btf", **props,
+        }  # fmt: skip
+        if anonymous:
+            attrs["_anonymous_"] = tuple(anonymous)
+        for pack in (None, 1):
+            body = dict(attrs)
+            if pack:
+                body["_pack_"] = pack
+            body["_fields_"] = fields
+            cls = type(cls_name, (base,), body)
+            if ctypes.sizeof(cls) == rec.size and all(getattr(cls, n).offset == o for n, o in expected):
+                return cls
+        raise BtfError(
+            errno.EINVAL, f"cannot lay out {label} as BTF says (size {rec.size})",
+            context="make a Python type from BTF",
+        )  # fmt: skip
+
+    def _build_datasec(self, rec: TypeRecord) -> Any:
+        members = []
+        for var_id, offset, _size in rec.vars:
+            var = self.record(var_id)
+            if var.kind != Kind.VAR:
+                continue
+            members.append(Member(var.name, var.ref, offset * 8))
+        fake = TypeRecord(rec.id, Kind.STRUCT, rec.name.lstrip(".") or "datasec", size=rec.size, members=tuple(members))
+        return self._build_composite(fake)
+
+    def variables(self, section: str) -> dict[str, tuple[int, Any]]:
+        """The global variables of DATASEC ``section`` (``".bss"``): name -> (offset, ctype)."""
+        rec = self.record(self.find(section, Kind.DATASEC))
+        out: dict[str, tuple[int, Any]] = {}
+        for var_id, offset, _size in rec.vars:
+            var = self.record(var_id)
+            if var.kind == Kind.VAR and var.name:
+                out[var.name] = (offset, self.type_by_id(var.ref))
+        return out
+
+    def enum_values(self, name_or_id: str | int) -> dict[str, int]:
+        """The enumerators of an enum type: name -> value."""
+        type_id = self.find(name_or_id, None) if isinstance(name_or_id, str) else name_or_id
+        rec = self.resolve(type_id)
+        if rec.kind not in (Kind.ENUM, Kind.ENUM64):
+            raise BtfError(errno.EINVAL, f"BTF type {rec.name or type_id} is not an enum", context="read enum values")
+        return dict(rec.enum_values)
+
+    def close(self) -> None:
+        """Frees the BTF when this object owns it (loaded from a file or the kernel). Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __repr__(self) -> str:
+        return f"<Btf types={len(self._types)} built>"
+
+
+def numpy_dtype(ctype: Any) -> Any:
+    """The numpy dtype with the layout of a ctypes type made from BTF.
+
+    Structs map member by member at their BTF offsets (bitfields are left
+    out: numpy has no bitfields), char arrays to ``S<n>``, other arrays to
+    sub-array dtypes. Raises ImportError when numpy is not installed.
+    """
+    try:
+        np: Any = importlib.import_module("numpy")
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError("numpy_dtype needs numpy: pip install 'pyprobe[numpy]'") from exc
+    ct: Any = ctype
+    if _subclass(ct, _BtfComposite):
+        layout = ct._btf_layout_
+        return np.dtype(
+            {
+                "names": [n for n, _, _ in layout],
+                "formats": [numpy_dtype(t) for _, _, t in layout],
+                "offsets": [o for _, o, _ in layout],
+                "itemsize": ctypes.sizeof(ct),
+            }
+        )
+    if _subclass(ct, ctypes.Array):
+        if ct._type_ is ctypes.c_char:
+            return np.dtype(f"S{ct._length_}")
+        return np.dtype((numpy_dtype(ct._type_), (ct._length_,)))
+    if ct is ctypes.c_char:
+        return np.dtype("S1")
+    return np.dtype(ct)
+
+
+def _subclass(t: Any, base: type) -> bool:
+    return isinstance(t, type) and issubclass(t, base)

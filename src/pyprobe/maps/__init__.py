@@ -1,0 +1,52 @@
+"""BPF maps: the :class:`Map` base and one typed class per kind of map, chosen by map type.
+
+``from pyprobe.maps import Map`` gives the base; :meth:`Map._wrap` is the
+factory objects use, :meth:`Map.create` and :meth:`Map.from_pinned` make
+standalone maps. Keys and values convert through the map's BTF types.
+"""
+
+from __future__ import annotations
+
+from pyprobe.maps._base import KeyExistsError, Map, UpdateFlags
+from pyprobe.maps._kinds import (
+    ArrayMap,
+    ArrayOfMaps,
+    BloomFilterMap,
+    HashMap,
+    HashOfMaps,
+    KeyValueMap,
+    LruHashMap,
+    LruPerCpuHashMap,
+    MapItems,
+    PerCpuArrayMap,
+    PerCpuHashMap,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
+    RingBufMap,
+    StackMap,
+    StackTraceMap,
+)
+
+__all__ = [
+    "ArrayMap",
+    "ArrayOfMaps",
+    "BloomFilterMap",
+    "HashMap",
+    "HashOfMaps",
+    "KeyExistsError",
+    "KeyValueMap",
+    "LruHashMap",
+    "LruPerCpuHashMap",
+    "Map",
+    "MapItems",
+    "PerCpuArrayMap",
+    "PerCpuHashMap",
+    "PerfEventArrayMap",
+    "ProgArrayMap",
+    "QueueMap",
+    "RingBufMap",
+    "StackMap",
+    "StackTraceMap",
+    "UpdateFlags",
+]

@@ -1,0 +1,529 @@
+"""The Map base class: attributes, typed keys and values, pinning, standalone maps."""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import errno
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pyprobe._ffi import cstr, ffi, lib
+from pyprobe._resource import Resource
+from pyprobe.btf import Btf, Kind
+from pyprobe.enums import MapType
+from pyprobe.errors import BpfError, KeyNotFoundError, MapError, MapFullError, check_int, error_from_errno
+from pyprobe.maps._codec import Codec, PerCpuCodec
+
+if TYPE_CHECKING:
+    from pyprobe.object import BpfObject
+
+__all__ = ["KeyExistsError", "Map", "UpdateFlags"]
+
+
+class UpdateFlags(enum.IntFlag):
+    """Flags of a map update: ANY (insert or replace), NOEXIST (insert only), EXIST (replace only)."""
+
+    ANY = 0
+    NOEXIST = 1
+    EXIST = 2
+    F_LOCK = 4
+
+
+UpdateFlags.__module__ = "pyprobe"
+
+
+class KeyExistsError(MapError):
+    """An update with ``UpdateFlags.NOEXIST`` found the key already there (EEXIST)."""
+
+
+KeyExistsError.__module__ = "pyprobe"
+
+PER_CPU_TYPES = (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE)
+_INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.ARRAY_OF_MAPS, MapType.PROG_ARRAY)
+_EINVAL_HINTS = {
+    MapType.ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
+    MapType.PERCPU_ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
+}
+
+
+def _close_fd(fd: int) -> None:
+    os.close(fd)
+
+
+class Map(Resource):
+    """One BPF map: of a :class:`~pyprobe.BpfObject` (it keeps the object alive), or standalone.
+
+    Object maps are owned by their object: :meth:`close` does nothing for
+    them, closing the object frees them. Standalone maps
+    (:meth:`create`, :meth:`from_pinned`) own their fd: ``close()`` or the
+    end of a ``with`` block releases it.
+    """
+
+    _classes: ClassVar[dict[int, type[Map]]] = {}
+
+    def __init__(
+        self,
+        obj: BpfObject | None,
+        ptr: Any,
+        *,
+        fd: int = -1,
+        info: Any = None,
+        btf: Btf | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+    ) -> None:
+        self._object = obj
+        self._ptr = ptr
+        self._info_cache = info
+        self._btf = btf
+        self._explicit_types = (key_type, value_type)
+        self._codecs: tuple[Codec, Codec] | None = None
+        self._pin_path: str | None = None
+        if obj is not None:
+            self.name: str = cstr(lib.bpf_map__name(ptr))
+            """The map's name in the C source (or given to :meth:`create`)."""
+        else:
+            unnamed = f"{MapType(int(info.type)).name.lower()}#{int(info.id)}"
+            self.name = ffi.string(info.name).decode("utf-8", "replace") or unnamed
+            self._own_fd = fd
+            self._own(lambda: _close_fd(fd), f"map '{self.name}' (fd {fd})")
+
+    @classmethod
+    def _wrap(cls, obj: BpfObject, ptr: Any) -> Map:
+        """The Map object of the right subclass for a libbpf map of ``obj``."""
+        kind = cls._classes.get(int(lib.bpf_map__type(ptr)), Map)
+        return kind(obj, ptr)
+
+    # --- life cycle -------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once the map's object (or, for a standalone map, the map) was closed."""
+        if self._object is not None:
+            return self._object.closed
+        return Resource.closed.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    def _check_open(self) -> None:
+        if self._object is not None:
+            self._object._check_open()
+        else:
+            Resource._check_open(self)
+
+    def close(self) -> None:
+        """Closes a standalone map's fd; does nothing for a map owned by an object."""
+        if self._object is None:
+            Resource.close(self)
+
+    def __enter__(self) -> Any:
+        self._check_open()
+        return self
+
+    def _live(self) -> Any:
+        self._check_open()
+        return self._ptr
+
+    def _info(self) -> Any:
+        if self._object is None:
+            self._check_open()
+            return self._info_cache
+        info = ffi.new("struct bpf_map_info *")
+        size = ffi.new("__u32 *", ffi.sizeof("struct bpf_map_info"))
+        fd = self._loaded_fd(f"get info of map '{self.name}'")
+        check_int(lib.bpf_map_get_info_by_fd(fd, info, size), f"get info of map '{self.name}'", MapError)
+        return info
+
+    # --- attributes -------------------------------------------------------------
+    @property
+    def type(self) -> MapType:
+        """The map type."""
+        if self._object is None:
+            return MapType(int(self._info().type))
+        return MapType(int(lib.bpf_map__type(self._live())))
+
+    @property
+    def key_size(self) -> int:
+        """Size of a key in bytes."""
+        if self._object is None:
+            return int(self._info().key_size)
+        return int(lib.bpf_map__key_size(self._live()))
+
+    @property
+    def value_size(self) -> int:
+        """Size of a value in bytes (per CPU for per-CPU maps)."""
+        if self._object is None:
+            return int(self._info().value_size)
+        return int(lib.bpf_map__value_size(self._live()))
+
+    @property
+    def max_entries(self) -> int:
+        """Capacity of the map; settable before load."""
+        if self._object is None:
+            return int(self._info().max_entries)
+        return int(lib.bpf_map__max_entries(self._live()))
+
+    @max_entries.setter
+    def max_entries(self, value: int) -> None:
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"max_entries of map '{self.name}' must be a positive int, not {value!r}")
+        if self._object is None:
+            raise MapError(errno.EINVAL, "max_entries of an existing map cannot change", context=f"map '{self.name}'")
+        ret = lib.bpf_map__set_max_entries(self._live(), value)
+        if ret < 0 and self._object.state == "loaded":
+            raise MapError(-ret, "max_entries can only be set before load", context=f"map '{self.name}'")
+        check_int(ret, f"set max_entries of map '{self.name}'", MapError)
+
+    @property
+    def flags(self) -> int:
+        """The map's creation flags (BPF_F_*)."""
+        if self._object is None:
+            return int(self._info().map_flags)
+        return int(lib.bpf_map__map_flags(self._live()))
+
+    @property
+    def fd(self) -> int:
+        """The map's fd (owned by the object, or by this map when standalone); -1 before load."""
+        if self._object is None:
+            self._check_open()
+            return self._own_fd
+        return max(int(lib.bpf_map__fd(self._live())), -1)
+
+    def _loaded_fd(self, doing: str) -> int:
+        fd = self.fd
+        if fd < 0:
+            raise MapError(errno.EBADF, f"map '{self.name}' is not created yet: load its object first", context=doing)
+        return fd
+
+    @property
+    def id(self) -> int:
+        """The kernel's id of the map."""
+        return int(self._info().id)
+
+    @property
+    def btf(self) -> Btf | None:
+        """The BTF the map's types come from (its object's, or the kernel's for a pinned map), if any."""
+        if self._object is not None:
+            return self._object.btf
+        return self._btf
+
+    def _btf_type(self, type_id: int) -> Any:
+        btf = self.btf
+        if not type_id or btf is None:
+            return None
+        try:
+            return btf.type_by_id(type_id)
+        except BpfError:
+            return None
+
+    def _declared_types(self) -> tuple[Any, Any]:
+        """Key and value types from the map's definition in the ``.maps`` section.
+
+        libbpf drops the BTF ids of some maps (queues, stacks, maps of maps)
+        before creating them; their declaration still names the types.
+        """
+        btf = self.btf
+        found: list[Any] = [None, None]
+        if btf is None:
+            return None, None
+        try:
+            section = btf.record(btf.find(".maps", Kind.DATASEC))
+            for var_id, _offset, _size in section.vars:
+                var = btf.record(var_id)
+                if var.name != self.name:
+                    continue
+                for member in btf.resolve(var.ref).members:
+                    if member.name in ("key", "value"):
+                        pointer = btf.resolve(member.type_id)
+                        if pointer.kind == Kind.PTR:
+                            found[member.name == "value"] = btf.type_by_id(pointer.ref)
+        except BpfError:
+            pass
+        return found[0], found[1]
+
+    def _make_codecs(self) -> tuple[Codec, Codec]:
+        key_type, value_type = self._explicit_types
+        if self._object is not None:
+            ptr = self._live()
+            key_type = key_type or self._btf_type(int(lib.bpf_map__btf_key_type_id(ptr)))
+            value_type = value_type or self._btf_type(int(lib.bpf_map__btf_value_type_id(ptr)))
+            if key_type is None or value_type is None:
+                declared_key, declared_value = self._declared_types()
+                key_type = key_type or declared_key
+                value_type = value_type or declared_value
+        elif self._btf is not None:
+            key_type = key_type or self._btf_type(int(self._info_cache.btf_key_type_id))
+            value_type = value_type or self._btf_type(int(self._info_cache.btf_value_type_id))
+        if key_type is None and self.type in _INDEXED and self.key_size == 4:
+            key_type = ctypes.c_uint32  # array indexes, also without BTF
+        key = Codec(key_type, self.key_size, f"key of map '{self.name}'")
+        value = Codec(value_type, self.value_size, f"value of map '{self.name}'")
+        if self.type in PER_CPU_TYPES:
+            value = PerCpuCodec(value, int(lib.libbpf_num_possible_cpus()))
+        return key, value
+
+    @property
+    def _codec(self) -> tuple[Codec, Codec]:
+        if self._codecs is None:
+            self._codecs = self._make_codecs()
+        return self._codecs
+
+    @property
+    def key_type(self) -> Any:
+        """The Python type of keys made from BTF (a ctypes type), or ``bytes`` when the map has no BTF."""
+        return self._codec[0].python_type
+
+    @property
+    def value_type(self) -> Any:
+        """The Python type of values (per CPU for per-CPU maps), or ``bytes`` when the map has no BTF."""
+        return self._codec[1].python_type
+
+    # --- raw access -------------------------------------------------------------
+    def _value_copies(self) -> int:
+        if self.type in PER_CPU_TYPES:
+            return int(lib.libbpf_num_possible_cpus())
+        return 1
+
+    def _value_buffer_size(self) -> int:
+        return self._codec[1].size
+
+    def _check_bytes(self, value: object, size: int, what: str) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{what} of map '{self.name}' must be bytes, not {type(value).__name__}")
+        raw = bytes(value)
+        if len(raw) != size:
+            raise ValueError(f"{what} of map '{self.name}' must be {size} bytes, not {len(raw)}")
+        return raw
+
+    def lookup_bytes(self, key: bytes) -> bytes | None:
+        """The raw value stored at the raw ``key``, or None when the key is absent."""
+        raw_key = self._check_bytes(key, self.key_size, "key")
+        return self._lookup_raw(raw_key)
+
+    def _lookup_raw(self, raw_key: bytes | None) -> bytes | None:
+        fd = self._loaded_fd(f"lookup in map '{self.name}'")
+        value = ffi.new("char[]", max(self._value_buffer_size(), 1))
+        ret = lib.bpf_map_lookup_elem(fd, raw_key if raw_key is not None else ffi.NULL, value)
+        if ret == -errno.ENOENT:
+            return None
+        check_int(ret, f"lookup in map '{self.name}'", MapError)
+        return bytes(ffi.buffer(value, self._value_buffer_size()))
+
+    def update_bytes(self, key: bytes, value: bytes, flags: int = 0) -> None:
+        """Stores the raw ``value`` at the raw ``key``."""
+        raw_key = self._check_bytes(key, self.key_size, "key")
+        raw_value = self._check_bytes(value, self._value_buffer_size(), "value")
+        self._update_raw(raw_key, raw_value, flags, repr(bytes(key).hex()))
+
+    def _update_raw(self, raw_key: bytes | None, raw_value: bytes, flags: int, shown: str) -> None:
+        fd = self._loaded_fd(f"update map '{self.name}'")
+        ret = lib.bpf_map_update_elem(fd, raw_key if raw_key is not None else ffi.NULL, raw_value, int(flags))
+        if ret < 0:
+            raise self._update_error(-ret, shown, flags)
+
+    def _update_error(self, err: int, shown: str, flags: int) -> BpfError:
+        context = f"update map '{self.name}' at key {shown}"
+        if err == errno.E2BIG:
+            return MapFullError(err, f"the map is full ({self.max_entries} entries)", context=context)
+        if err == errno.EEXIST and flags & UpdateFlags.NOEXIST:
+            return KeyExistsError(err, "the key is already there (flags NOEXIST)", context=context)
+        if err == errno.ENOENT and flags & UpdateFlags.EXIST:
+            return KeyNotFoundError(err, "the key is not there (flags EXIST)", context=context)
+        return error_from_errno(err, context, MapError)
+
+    def _missing(self, shown: str, doing: str = "lookup in") -> KeyNotFoundError:
+        return KeyNotFoundError(errno.ENOENT, f"key {shown} not found", context=f"{doing} map '{self.name}'")
+
+    def get_bytes(self, key: bytes) -> bytes:
+        """Like :meth:`lookup_bytes`, but raises :class:`KeyNotFoundError` for an absent key."""
+        value = self.lookup_bytes(key)
+        if value is None:
+            raise self._missing(bytes(key).hex())
+        return value
+
+    def _delete_raw(self, raw_key: bytes, shown: str) -> None:
+        fd = self._loaded_fd(f"delete from map '{self.name}'")
+        ret = lib.bpf_map_delete_elem(fd, raw_key)
+        if ret == -errno.ENOENT:
+            raise self._missing(shown, "delete from")
+        if ret == -errno.EINVAL and self.type in _EINVAL_HINTS:
+            raise MapError(
+                errno.EINVAL, "Invalid argument", context=f"delete key {shown} from map '{self.name}'",
+                hint=_EINVAL_HINTS[self.type],
+            )  # fmt: skip
+        check_int(ret, f"delete key {shown} from map '{self.name}'", MapError)
+
+    def _raw_keys(self) -> Iterator[bytes]:
+        """Each key once, also while keys are deleted meanwhile.
+
+        When the previous key was deleted, get_next_key starts again from the
+        first key of the map; keys already seen are then skipped, so every key
+        present during the whole iteration comes exactly once.
+        """
+        fd = self._loaded_fd(f"iterate map '{self.name}'")
+        size = self.key_size
+        bufs = (ffi.new("char[]", max(size, 1)), ffi.new("char[]", max(size, 1)))
+        seen: set[bytes] = set()
+        prev: Any = ffi.NULL
+        steps, limit = 0, 16 * (self.max_entries + 16)
+        cur = 0
+        while True:
+            ret = lib.bpf_map_get_next_key(fd, prev, bufs[cur])
+            if ret == -errno.ENOENT:
+                return
+            check_int(ret, f"iterate map '{self.name}'", MapError)
+            raw = bytes(ffi.buffer(bufs[cur], size))
+            if raw not in seen:
+                seen.add(raw)
+                yield raw
+            prev = bufs[cur]
+            cur ^= 1
+            steps += 1
+            if steps > limit:
+                raise MapError(
+                    errno.EAGAIN, "the map changes faster than it can be walked", context=f"iterate map '{self.name}'"
+                )
+
+    # --- pinning and standalone maps --------------------------------------------
+    @property
+    def pin_path(self) -> str | None:
+        """Where this map was pinned by :meth:`pin` (or opened from), or None."""
+        if self._object is not None:
+            return cstr(lib.bpf_map__pin_path(self._live())) or None
+        return self._pin_path
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pins the map on bpffs at ``path`` (the map then outlives this process)."""
+        path = os.fspath(path)
+        context = f"pin map '{self.name}' at {path}"
+        if self._object is not None:
+            check_int(lib.bpf_map__pin(self._live(), path.encode()), context, MapError)
+        else:
+            check_int(lib.bpf_obj_pin(self.fd, os.fsencode(path)), context, MapError)
+            self._pin_path = path
+
+    def unpin(self) -> None:
+        """Removes the pin made by :meth:`pin`."""
+        path = self.pin_path
+        if not path:
+            raise MapError(errno.ENOENT, "not pinned", context=f"unpin map '{self.name}'")
+        if self._object is not None:
+            check_int(lib.bpf_map__unpin(self._live(), ffi.NULL), f"unpin map '{self.name}'", MapError)
+        else:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                raise error_from_errno(
+                    exc.errno or errno.EIO, f"unpin map '{self.name}' from {path}", MapError
+                ) from exc
+            self._pin_path = None
+
+    @classmethod
+    def _from_fd(cls, fd: int, *, key_type: Any = None, value_type: Any = None, load_btf: bool = True) -> Map:
+        """A standalone Map owning ``fd``, of the subclass its type calls for."""
+        info = ffi.new("struct bpf_map_info *")
+        size = ffi.new("__u32 *", ffi.sizeof("struct bpf_map_info"))
+        ret = lib.bpf_map_get_info_by_fd(fd, info, size)
+        if ret < 0:
+            os.close(fd)
+            check_int(ret, "get info of map", MapError)
+        btf = None
+        if load_btf and info.btf_id:
+            try:
+                btf = Btf.from_kernel(int(info.btf_id))
+            except BpfError:
+                btf = None
+        kind = cls._classes.get(int(info.type), Map)
+        return kind(None, ffi.NULL, fd=fd, info=info, btf=btf, key_type=key_type, value_type=value_type)
+
+    @classmethod
+    def from_pinned(cls, path: str | os.PathLike[str], *, key_type: Any = None, value_type: Any = None) -> Any:
+        """Opens the map pinned at ``path``; its key and value types come back from its BTF.
+
+        ``key_type``/``value_type`` (ctypes types) override BTF, e.g. for a map
+        made by :meth:`create` without types. The returned map owns a new fd.
+        """
+        path = os.fspath(path)
+        context = f"open pinned map {path}"
+        if not os.path.exists(path):
+            raise MapError(errno.ENOENT, "No such file or directory", context=context)
+        fd = check_int(lib.bpf_obj_get(os.fsencode(path)), context, MapError)
+        found = cls._from_fd(fd, key_type=key_type, value_type=value_type)
+        found._pin_path = path
+        if cls is not Map and not isinstance(found, cls):
+            kind = found.type.name.lower()
+            found.close()
+            raise MapError(errno.EINVAL, f"the map there is a {kind} map, not a {cls.__name__}", context=context)
+        return found
+
+    @classmethod
+    def from_id(cls, map_id: int) -> Any:
+        """Opens the kernel's map with id ``map_id`` (a new fd owned by the returned map)."""
+        fd = check_int(lib.bpf_map_get_fd_by_id(map_id), f"open map id {map_id}", MapError)
+        return cls._from_fd(fd)
+
+    @classmethod
+    def create(
+        cls,
+        type: MapType | str | int,
+        *,
+        key_size: int | None = None,
+        value_size: int | None = None,
+        max_entries: int,
+        name: str | None = None,
+        flags: int = 0,
+        key_type: Any = None,
+        value_type: Any = None,
+        inner_map: Map | None = None,
+        map_extra: int = 0,
+    ) -> Any:
+        """Creates a standalone map in the kernel (it lives while its fd or a pin does).
+
+        ``type`` is a MapType or its name (``"hash"``, ``"percpu_array"``).
+        ``key_type``/``value_type`` are ctypes types giving the Python types
+        (and, when the sizes are left out, the sizes). ``inner_map`` is the
+        template of a map-of-maps. Raises TypeError/ValueError on bad
+        arguments before any system call, MapError when the kernel refuses.
+        """
+        mtype = MapType.parse(type)
+        label = name or mtype.name.lower()
+        for what, sized in (("key_type", key_type), ("value_type", value_type)):
+            if sized is not None and sized is not bytes and not (isinstance(sized, builtins_type) and _is_ctype(sized)):
+                raise TypeError(f"{what} of map '{label}' must be a ctypes type, not {sized!r}")
+        if key_size is None:
+            key_size = ctypes.sizeof(key_type) if key_type not in (None, bytes) else 0
+        if value_size is None:
+            value_size = ctypes.sizeof(value_type) if value_type not in (None, bytes) else 0
+        for what, v in (("key_size", key_size), ("value_size", value_size), ("max_entries", max_entries)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{what} of map '{label}' must be a non-negative int, not {v!r}")
+        if key_type not in (None, bytes) and ctypes.sizeof(key_type) != key_size:
+            raise ValueError(f"key_type of map '{label}' is {ctypes.sizeof(key_type)} bytes, key_size {key_size}")
+        if value_type not in (None, bytes) and ctypes.sizeof(value_type) != value_size:
+            raise ValueError(
+                f"value_type of map '{label}' is {ctypes.sizeof(value_type)} bytes, value_size {value_size}"
+            )
+        if name is not None and (not isinstance(name, str) or len(name.encode()) > 15):
+            raise ValueError(f"map name must be a str of at most 15 bytes, not {name!r}")
+        opts = ffi.new("struct bpf_map_create_opts *")
+        opts.sz = ffi.sizeof("struct bpf_map_create_opts")
+        opts.map_flags = flags
+        opts.map_extra = map_extra
+        if inner_map is not None:
+            opts.inner_map_fd = inner_map.fd
+        cname = name.encode() if name else ffi.NULL
+        fd = lib.bpf_map_create(int(mtype), cname, key_size, value_size, max_entries, opts)
+        check_int(fd, f"create {mtype.name.lower()} map '{label}'", MapError)
+        return cls._from_fd(fd, key_type=key_type, value_type=value_type, load_btf=False)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<{type(self).__name__} {self.name!r} closed>"
+        kind = self.type.name.lower()
+        return f"<{type(self).__name__} {self.name!r} {kind} key={self.key_size} value={self.value_size}>"
+
+
+builtins_type = type
+
+
+def _is_ctype(t: Any) -> bool:
+    return issubclass(t, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array))

@@ -1,0 +1,201 @@
+"""Conversion between Python values and the raw bytes of map keys, map values and globals.
+
+A :class:`Codec` is made once per map side from the ctypes type BTF gives
+(or from the declared size when there is no BTF) and checks every value
+before any system call: a wrong type raises TypeError, a wrong size or an
+out-of-range number ValueError, each naming the map (or variable) at fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from pyprobe.btf import _BtfComposite, to_python
+
+__all__ = ["Codec", "PerCpuCodec", "bulk"]
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[None]:
+    """Pauses the cyclic garbage collector while a million acyclic objects are made.
+
+    Without it, creating them triggers collection passes that cost more than
+    the decoding itself; the objects made here hold no reference cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_SCALAR_CODES = set("bBhHiIlLqQ?fdc")
+
+
+class Codec:
+    """Encodes and decodes one key or value type of ``size`` bytes."""
+
+    def __init__(self, ctype: Any, size: int, what: str) -> None:
+        self.what = what
+        self.size = size
+        self.ctype = ctype if ctype is not bytes else None
+        self.kind = "raw"
+        self._struct: struct.Struct | None = None
+        ct = self.ctype
+        if ct is not None and ctypes.sizeof(ct) != size:
+            # BTF says one size, the map another (e.g. BTF-less value_size overrides): trust the map.
+            self.ctype = ct = None
+        if ct is None:
+            return
+        code = getattr(ct, "_type_", None)
+        if isinstance(code, str) and code in _SCALAR_CODES and issubclass(ct, ctypes._SimpleCData):
+            self.kind = "char" if code == "c" else "scalar"
+            self._struct = struct.Struct(code)
+            self.code = code
+        elif issubclass(ct, _BtfComposite) or issubclass(ct, (ctypes.Structure, ctypes.Union)):
+            self.kind = "struct"
+        elif issubclass(ct, ctypes.Array):
+            self.kind = "chars" if ct._type_ is ctypes.c_char else "array"
+
+    @property
+    def python_type(self) -> Any:
+        """The type users see: the ctypes type, or ``bytes`` when there is no BTF."""
+        return self.ctype if self.ctype is not None else bytes
+
+    def _bad_type(self, value: object, expected: str) -> TypeError:
+        return TypeError(f"{self.what} must be {expected} or {self.size} raw bytes, not {type(value).__name__}")
+
+    def encode(self, value: Any) -> bytes:  # noqa: PLR0911 - one return per kind of value
+        """The raw bytes of ``value``; raises TypeError or ValueError naming the map side."""
+        if isinstance(value, (bytes, bytearray, memoryview)) and self.kind != "chars":
+            raw = bytes(value)
+            if len(raw) != self.size:
+                raise ValueError(f"{self.what} must be {self.size} bytes, not {len(raw)}")
+            return raw
+        kind = self.kind
+        if kind == "scalar":
+            assert self._struct is not None
+            if isinstance(value, ctypes._SimpleCData):
+                value = value.value
+            if self.code in "fd":
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise self._bad_type(value, "a number")
+            elif not isinstance(value, int):
+                raise self._bad_type(value, "an int")
+            try:
+                return self._struct.pack(value)
+            except struct.error:
+                raise ValueError(f"{self.what}: {value!r} does not fit in {self.size} bytes") from None
+        if kind == "struct":
+            if isinstance(value, self.ctype):  # type: ignore[arg-type]
+                return bytes(value)
+            if isinstance(value, dict):
+                return bytes(self.ctype.from_dict(value))  # type: ignore[union-attr]
+            raise self._bad_type(value, f"{self.ctype.__name__} or a dict")  # type: ignore[union-attr]
+        if kind in ("chars", "char"):
+            if isinstance(value, str):
+                value = value.encode()
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise self._bad_type(value, "bytes or str")
+            raw = bytes(value)
+            if len(raw) > self.size:
+                raise ValueError(f"{self.what} holds at most {self.size} bytes, not {len(raw)}")
+            return raw.ljust(self.size, b"\0")
+        if kind == "array":
+            ct: Any = self.ctype
+            if isinstance(value, ct):
+                return bytes(value)
+            if not isinstance(value, (list, tuple)):
+                raise self._bad_type(value, "a list")
+            if len(value) > ct._length_:
+                raise ValueError(f"{self.what} holds {ct._length_} items, not {len(value)}")
+            inst = ct()
+            try:
+                for i, item in enumerate(value):
+                    if isinstance(item, dict):
+                        inst[i] = ct._type_.from_dict(item)
+                    else:
+                        inst[i] = item
+            except TypeError as exc:
+                raise TypeError(f"{self.what}: {exc}") from None
+            return bytes(inst)
+        raise self._bad_type(value, "bytes")
+
+    def decode(self, raw: Any) -> Any:
+        """The Python value of ``size`` raw bytes."""
+        kind = self.kind
+        if kind == "scalar":
+            assert self._struct is not None
+            return self._struct.unpack_from(raw)[0]
+        if kind == "struct":
+            return self.ctype.from_buffer_copy(raw)  # type: ignore[union-attr]
+        if kind in ("chars", "char"):
+            return bytes(raw[: self.size]).split(b"\0", 1)[0]
+        if kind == "array":
+            return to_python(self.ctype.from_buffer_copy(raw))  # type: ignore[union-attr]
+        return bytes(raw[: self.size])
+
+    def decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
+        """``count`` values laid out every ``stride`` bytes in ``blob`` (a writable buffer), decoded in bulk."""
+        with bulk():
+            return self._decode_many(blob, count, stride)
+
+    def _decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
+        view = memoryview(blob)
+        if stride == self.size:
+            if self.kind == "scalar" and self.code != "c":
+                ints: list[Any] = view[: count * stride].cast(self.code).tolist()  # type: ignore[call-overload]
+                return ints
+            if self.kind == "struct":
+                ct: Any = self.ctype
+                structs: list[Any] = (ct * count).from_buffer_copy(view[: count * stride])[:]  # slicing: fastest
+                return structs
+        raw = view.tobytes()
+        return [self.decode(raw[i * stride : i * stride + self.size]) for i in range(count)]
+
+
+class PerCpuCodec(Codec):
+    """Values of per-CPU maps: a list with one value per possible CPU, each padded to 8 bytes."""
+
+    def __init__(self, inner: Codec, ncpus: int) -> None:
+        self.inner = inner
+        self.ncpus = ncpus
+        self.stride = (inner.size + 7) // 8 * 8
+        self.what = inner.what
+        self.size = self.stride * ncpus
+        self.ctype = inner.ctype
+        self.kind = "percpu"
+
+    def _is_per_cpu_list(self, value: Any) -> bool:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if self.inner.kind != "array":
+            return True
+        return len(value) == self.ncpus and all(isinstance(v, (list, tuple, bytes, bytearray)) for v in value)
+
+    def encode(self, value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)) and len(value) == self.size:
+            return bytes(value)
+        pad = b"\0" * (self.stride - self.inner.size)
+        if self._is_per_cpu_list(value):
+            if len(value) != self.ncpus:
+                raise ValueError(
+                    f"{self.what} is per-CPU: give one value per possible CPU ({self.ncpus}), not {len(value)}"
+                )
+            return b"".join(self.inner.encode(v) + pad for v in value)
+        return (self.inner.encode(value) + pad) * self.ncpus
+
+    def decode(self, raw: Any) -> Any:
+        return [self.inner.decode(raw[i * self.stride : i * self.stride + self.inner.size]) for i in range(self.ncpus)]
+
+    def _decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
+        flat = self.inner._decode_many(blob, count * self.ncpus, self.stride)
+        n = self.ncpus
+        return [flat[i * n : (i + 1) * n] for i in range(count)]
