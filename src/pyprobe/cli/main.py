@@ -28,7 +28,7 @@ PERMISSION_HINT = "run as root or grant CAP_BPF and CAP_PERFMON"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyprobe", description="Load, attach and watch eBPF probes.")
     parser.add_argument("--version", action="version", version=f"pyprobe {pyprobe.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     demo.add_parser(sub)
     trace.add_parser(sub)
     funclatency.add_parser(sub)
@@ -48,9 +48,10 @@ def _error(message: object, code: int, hint: str = "") -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit code per error kind)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["demo", *(argv if argv is not None else sys.argv[1:])])
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0].startswith("-") and words[0] not in ("-h", "--help", "--version")):
+        words = ["demo", *words]  # the demo is the default command, with its own options
+    args = parser.parse_args(words)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

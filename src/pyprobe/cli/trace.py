@@ -139,6 +139,7 @@ class Tracer:
     def __init__(self, specs: Sequence[ProbeSpec], *, pid: int = -1, status: Status | None = None) -> None:
         self.functions: list[Function] = []
         self.pid = pid
+        taken: dict[tuple[str, int], Function] = {}
         for spec in specs:
             if spec.kind == "usdt":
                 raise pyprobe.UnsupportedError(
@@ -153,14 +154,17 @@ class Tracer:
                         2, f"no function matches {spec.function!r}", context=f"trace {spec.text}",
                         hint=f"see `pyprobe list symbols {spec.binary}`",
                     )  # fmt: skip
-                seen: set[int] = set()
-                for sym in found:
-                    if sym.offset not in seen:
-                        seen.add(sym.offset)
-                        self.functions.append(Function(len(self.functions), spec, sym))
             else:
-                sym = _compat.resolve_symbol(spec.binary, spec.function, pid=lookup_pid)
-                self.functions.append(Function(len(self.functions), spec, sym))
+                found = [_compat.resolve_symbol(spec.binary, spec.function, pid=lookup_pid)]
+            for sym in found:
+                key = (sym.binary, sym.offset)
+                if key in taken:  # a second probe on one function would pair its frames wrongly
+                    if not spec.is_glob:
+                        print(f"pyprobe: {spec.text!r}: {sym.demangled} is already traced by "
+                              f"{taken[key].spec.text!r}; ignored", file=sys.stderr)  # fmt: skip
+                    continue
+                taken[key] = Function(len(self.functions), spec, sym)
+                self.functions.append(taken[key])
         self.seen = 0
         self._status = status or Status()
         self._links: list[Any] = []
@@ -329,8 +333,11 @@ def resolve_specs(texts: Sequence[str], session: Session) -> list[ProbeSpec]:
     """Parses PROBEs; a bare FUNC (no BINARY) with ``-c`` means the command's binary."""
     specs = []
     for text in texts:
-        bare = session.child is not None and ":" not in text.split("(", 1)[0]
-        specs.append(parse_probe(f"{session.child.executable}:{text}" if bare and session.child else text))
+        prefix = text[:2] if text[:2] in ("r:", "p:") else ""
+        rest = text[len(prefix) :]
+        if session.child is not None and ":" not in rest.split("(", 1)[0]:
+            text = f"{prefix}{session.child.executable}:{rest}"  # noqa: PLW2901
+        specs.append(parse_probe(text))
     return specs
 
 
