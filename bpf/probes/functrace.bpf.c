@@ -40,8 +40,7 @@ struct {
 /* (thread id << 32 | depth) -> frame */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 8192);  /* preallocated: allocating per call costs more than the call */
     __type(key, __u64);
     __type(value, struct ft_frame);
 } frames SEC(".maps");

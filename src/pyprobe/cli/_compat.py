@@ -52,6 +52,14 @@ class FuncSymbol:
 _LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def resolve_binary(binary: str, pid: int | None = None) -> str:
     """An absolute path for ``binary``: a path, a program on PATH, or a library name (``libc``, ``libc.so.6``).
 
@@ -74,7 +82,7 @@ def resolve_binary(binary: str, pid: int | None = None) -> str:
                 pass
         for d in _LIB_DIRS:
             for candidate in sorted(Path(d).glob(f"{stem}*")) if os.path.isdir(d) else []:
-                if candidate.is_file():
+                if candidate.is_file() and _is_elf(str(candidate)):
                     return os.path.realpath(candidate)
     found = shutil.which(binary)
     if found:
@@ -96,7 +104,42 @@ def _demangle(names: list[str]) -> list[str]:
     return [table.get(n, n) for n in names]
 
 
-def _elf_functions(path: str) -> list[FuncSymbol]:
+def _elf_raw(path: str) -> list[tuple[str, int, int]]:
+    """(raw name, file offset, size) of each defined function of a 64-bit little-endian ELF file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF":
+        raise ValueError(f"{path} is not an ELF file")
+    if data[4] != 2 or data[5] != 1:
+        return _elf_raw_slow(path)
+    phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x36)
+    loads = []
+    for i in range(phnum):
+        ptype, _, poff, vaddr, _, _, memsz, _ = struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)
+        if ptype == 1:
+            loads.append((vaddr, memsz, poff))
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    out: dict[str, tuple[int, int]] = {}
+    for sh in sections:
+        if sh[1] not in (2, 11) or sh[6] >= len(sections):  # SHT_SYMTAB, SHT_DYNSYM
+            continue
+        _, _, _, _, str_off, str_size, *_ = sections[sh[6]]
+        strtab = data[str_off : str_off + str_size]
+        for name_off, info, _, shndx, value, size in struct.iter_unpack("<IBBHQQ", data[sh[4] : sh[4] + sh[5]]):
+            if (info & 0xF) not in (2, 10) or shndx == 0 or value == 0:  # STT_FUNC, STT_GNU_IFUNC
+                continue
+            name = strtab[name_off : strtab.index(b"\0", name_off)].decode("utf-8", "replace").split("@")[0]
+            if not name or name in out:
+                continue
+            for vaddr, memsz, poff in loads:
+                if vaddr <= value < vaddr + memsz:
+                    out[name] = (value - vaddr + poff, size)
+                    break
+    return [(n, o, sz) for n, (o, sz) in out.items()]
+
+
+def _elf_raw_slow(path: str) -> list[tuple[str, int, int]]:
     from elftools.elf.elffile import ELFFile
 
     raw: dict[str, tuple[int, int]] = {}
@@ -117,8 +160,23 @@ def _elf_functions(path: str) -> list[FuncSymbol]:
                     if seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_memsz"]:
                         raw[sym.name.split("@")[0]] = (addr - seg["p_vaddr"] + seg["p_offset"], sym["st_size"])
                         break
-    names = list(raw)
-    return [FuncSymbol(n, d, raw[n][0], raw[n][1], path) for n, d in zip(names, _demangle(names), strict=True)]
+    return [(n, o, sz) for n, (o, sz) in raw.items()]
+
+
+_RAW_CACHE: dict[str, list[tuple[str, int, int]]] = {}
+
+
+def _raw_functions(path: str) -> list[tuple[str, int, int]]:
+    if path not in _RAW_CACHE:
+        _RAW_CACHE[path] = _elf_raw(path)
+    return _RAW_CACHE[path]
+
+
+def _elf_functions(path: str, keep: Any = None) -> list[FuncSymbol]:
+    """The functions of ``path`` with demangled names; ``keep(raw_name)`` filters before demangling."""
+    raw = [r for r in _raw_functions(path) if keep is None or keep(r[0])]
+    names = [r[0] for r in raw]
+    return [FuncSymbol(n, d, o, sz, path) for (n, o, sz), d in zip(raw, _demangle(names), strict=True)]
 
 
 _SYMBOL_CACHE: dict[str, list[FuncSymbol]] = {}
@@ -175,7 +233,11 @@ def resolve_symbol(binary: str, function: str, *, pid: int | None = None) -> Fun
         return _from_public(symbols.resolve(path, function, pid=pid), path)
     except ImportError:
         pass
-    funcs = _all_functions(path)
+    raw = [r for r in _raw_functions(path) if r[0] == function]
+    if raw:
+        return FuncSymbol(function, function, raw[0][1], raw[0][2], path)
+    last = _bare(function).split("::")[-1]
+    funcs = _elf_functions(path, lambda n: n.startswith("_Z") and last in n)
     for exact in (
         lambda f: f.name == function,
         lambda f: f.demangled == function,
