@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,19 @@ def test_missing_function_exits_2_with_a_hint() -> None:
     out = pyprobe("trace", f"{target('strtarget')}:no_such_function")
     assert out.returncode == 2
     assert "no function 'no_such_function'" in out.stderr and "pyprobe list symbols" in out.stderr
+
+
+def test_ctrl_c_detaches_and_prints_a_summary() -> None:
+    ut = target("utest")
+    proc = subprocess.Popen(
+        [*PYPROBE, "trace", "-c", f"{ut} -1 2000", "utest_add"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:
+        if "utest_add(" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert re.search(r"\d+ events, 0 lost \((interrupted|command exited[^)]*)\)", err), err
