@@ -1,4 +1,9 @@
-"""Entry point of the ``pyprobe`` command: argument parsing and exit codes."""
+"""Entry point of the ``pyprobe`` command: argument parsing and exit codes.
+
+Exit codes: 0 success, 1 other failure, 2 bad usage (arguments, PROBE
+syntax, unknown binary or function), 69 the kernel refused (load, attach,
+missing feature), 77 missing permission, 130 interrupted before starting.
+"""
 
 from __future__ import annotations
 
@@ -8,40 +13,65 @@ import sys
 from collections.abc import Sequence
 
 import pyprobe
-from pyprobe.cli import demo
+from pyprobe.cli import demo, funclatency, listing, printk, runobj, trace
+from pyprobe.cli.probespec import ProbeSyntaxError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_PERMISSION = 77
 EXIT_UNSUPPORTED = 69
+EXIT_PERMISSION = 77
+
+PERMISSION_HINT = "run as root or grant CAP_BPF and CAP_PERFMON"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyprobe", description="Load, attach and watch eBPF probes.")
     parser.add_argument("--version", action="version", version=f"pyprobe {pyprobe.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     demo.add_parser(sub)
+    trace.add_parser(sub)
+    funclatency.add_parser(sub)
+    runobj.add_parser(sub)
+    listing.add_parser(sub)
+    printk.add_parser(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _error(message: object, code: int, hint: str = "") -> int:
+    text = str(message)
+    if hint and hint not in text:
+        text = f"{text}; {hint}"
+    print(f"pyprobe: {text}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit code per error kind)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["demo", *(argv or sys.argv[1:])])
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0].startswith("-") and words[0] not in ("-h", "--help", "--version")):
+        words = ["demo", *words]  # the demo is the default command, with its own options
+    args = parser.parse_args(words)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): not an error
+        return EXIT_OK
+    except (ProbeSyntaxError, ValueError, FileNotFoundError, ProcessLookupError) as exc:
+        return _error(exc, EXIT_USAGE)
+    except (pyprobe.SymbolNotFoundError, pyprobe.AmbiguousSymbolError) as exc:
+        return _error(exc, EXIT_USAGE)
     except pyprobe.BpfPermissionError as exc:
-        print(f"pyprobe: {exc}", file=sys.stderr)
-        return EXIT_PERMISSION
+        return _error(exc, EXIT_PERMISSION, PERMISSION_HINT)
     except pyprobe.UnsupportedError as exc:
-        print(f"pyprobe: {exc}", file=sys.stderr)
-        return EXIT_UNSUPPORTED
+        return _error(exc, EXIT_UNSUPPORTED)
     except pyprobe.BpfError as exc:
-        print(f"pyprobe: {exc}", file=sys.stderr)
-        if exc.errno == errno.EPERM:
-            return EXIT_PERMISSION
-        return EXIT_FAILURE
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return _error(exc, EXIT_PERMISSION, PERMISSION_HINT)
+        if isinstance(exc, (pyprobe.LoadError, pyprobe.AttachError)):
+            return _error(exc, EXIT_UNSUPPORTED, "the kernel refused it")
+        return _error(exc, EXIT_FAILURE)
+    except PermissionError as exc:
+        return _error(exc, EXIT_PERMISSION, PERMISSION_HINT)

@@ -1,0 +1,113 @@
+"""`pyprobe trace` against bpftrace doing the same trace in the same run.
+
+Measures (1) the time from starting the tracer to the first event printed,
+(2) the time that tracing adds to each call of the traced function (entry and
+return probes; each call printed with its arguments, return value and
+latency), and (3) the peak RSS of `pyprobe trace`. bpftrace is Debian's
+package; without it only pyprobe's figures print.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from _common import ROOT, helper
+
+PYPROBE = [str(ROOT / ".venv" / "bin" / "pyprobe")] if (ROOT / ".venv" / "bin" / "pyprobe").exists() else [
+    sys.executable, "-m", "pyprobe",
+]  # fmt: skip
+CALLS = 20000
+RUNS = 5
+
+
+def tracer_commands(binary: str) -> dict[str, list[str]]:
+    cmds = {"pyprobe": [*PYPROBE, "trace", f"{binary}:long bc_work(long a, long b)"]}
+    bpftrace = shutil.which("bpftrace")
+    if bpftrace:
+        prog = (
+            f"uprobe:{binary}:bc_work {{ @ts[tid] = nsecs; @a[tid] = arg0; @b[tid] = arg1; }} "
+            f'uretprobe:{binary}:bc_work /@ts[tid]/ {{ printf("%d %d %s bc_work(a=%ld, b=%ld) = %ld [%d ns]\\n", '
+            f"pid, tid, comm, @a[tid], @b[tid], retval, nsecs - @ts[tid]); delete(@ts[tid]); }}"
+        )
+        cmds["bpftrace"] = [bpftrace, "-e", prog]
+    return cmds
+
+
+def is_event(line: str) -> bool:
+    return "bc_work(a=" in line
+
+
+def start_and_wait_first_event(
+    cmd: list[str], binary: str, timeout: float = 30.0
+) -> tuple[subprocess.Popen[str], float]:
+    """Starts ``cmd``, runs the target once every 2 ms, returns the tracer and the seconds to its first event."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = ""
+    while time.perf_counter() - start < timeout:
+        subprocess.run([binary, "1"], stdout=subprocess.DEVNULL, check=True)
+        if sel.select(timeout=0.002):
+            buf += proc.stdout.read() or ""
+            if any(is_event(line) for line in buf.splitlines()):
+                sel.close()
+                return proc, time.perf_counter() - start
+    proc.kill()
+    raise SystemExit(f"{cmd[0]}: no event within {timeout} s")
+
+
+def drain_and_stop(proc: subprocess.Popen[str]) -> int:
+    """Stops the tracer with SIGINT (Ctrl-C); returns its peak RSS in KiB."""
+    proc.send_signal(2)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), True)
+    proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return usage.ru_maxrss
+
+
+def per_call_ns(binary: str) -> float:
+    out = subprocess.run([binary, str(CALLS)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("bench_trace: run as root")
+    binary = str(helper("calls"))
+    base = statistics.median(per_call_ns(binary) for _ in range(5))
+    print(f"untraced call of bc_work: {base:.1f} ns")
+    results: dict[str, dict[str, float]] = {}
+    for name, cmd in tracer_commands(binary).items():
+        firsts, overheads, rss = [], [], []
+        for _ in range(RUNS):
+            proc, first = start_and_wait_first_event(cmd, binary)
+            traced = statistics.median(per_call_ns(binary) for _ in range(3))
+            rss.append(drain_and_stop(proc))
+            firsts.append(first)
+            overheads.append(traced - base)
+        results[name] = {
+            "first": statistics.median(firsts), "overhead": statistics.median(overheads), "rss": max(rss) / 1024,
+        }  # fmt: skip
+        r = results[name]
+        print(f"{name:>9}: first event after {r['first'] * 1e3:.0f} ms, +{r['overhead']:.0f} ns per call "
+              f"({CALLS} calls, entry+return), peak RSS {r['rss']:.1f} MiB")  # fmt: skip
+    if "bpftrace" in results:
+        p, b = results["pyprobe"], results["bpftrace"]
+        print(f"ratios pyprobe/bpftrace: time to first event {p['first'] / b['first']:.2f}x (goal <= 0.5), "
+              f"per-call overhead {p['overhead'] / b['overhead']:.2f}x (goal <= 1.10), "
+              f"peak RSS {p['rss'] / b['rss']:.2f}x; pyprobe RSS goal < 40 MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

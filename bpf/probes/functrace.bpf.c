@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* functrace: the generic function tracer behind `pyprobe trace` and `pyprobe demo`.
+ *
+ * Entry: records time, the six register arguments, up to FT_STACK_ARGS more
+ * from the user stack and bounded user strings for the arguments that the
+ * function's config marks as `char *`, into a per-thread stack of frames.
+ * Return: pops the frame of the same thread (nested and recursive calls pair
+ * correctly) and emits one event with the arguments, the return value and the
+ * latency. Events go to a ring buffer without waking the reader: the reader
+ * drains on a timer, so a traced call never pays for a wakeup.
+ *
+ * Each program comes twice: SEC("uprobe") for one link per function and
+ * SEC("uprobe.multi") for one link for many (Linux 6.6); user space keeps one
+ * pair with autoload. */
+#include <pyprobe/common.h>
+#include "functrace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FT_MAX_FUNCS);
+    __type(key, __u32);
+    __type(value, struct ft_config);
+} funcs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* thread id -> number of frames pushed */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, __u32);
+} depths SEC(".maps");
+
+/* (thread id << 32 | depth) -> frame */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);  /* preallocated: allocating per call costs more than the call */
+    __type(key, __u64);
+    __type(value, struct ft_frame);
+} frames SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct ft_frame);
+} scratch SEC(".maps");
+
+/* [0] events dropped because the ring buffer was full, [1] frames dropped
+ * (deeper than FT_MAX_DEPTH or the frames map full) */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void count_lost(__u32 which)
+{
+    __u64 *n = bpf_map_lookup_elem(&lost, &which);
+
+    if (n)
+        *n += 1;
+}
+
+static __always_inline void record_args(struct pt_regs *ctx, const struct ft_config *cfg,
+                                        unsigned long long *args, char strs[FT_MAX_STRS][FT_STR_LEN])
+{
+    args[0] = PT_REGS_PARM1(ctx);
+    args[1] = PT_REGS_PARM2(ctx);
+    args[2] = PT_REGS_PARM3(ctx);
+    args[3] = PT_REGS_PARM4(ctx);
+    args[4] = PT_REGS_PARM5(ctx);
+    args[5] = PT_REGS_PARM6(ctx);
+    if (cfg->nargs > FT_REG_ARGS) {
+        /* at entry [sp] is the return address; the 7th argument follows it */
+        if (bpf_probe_read_user(&args[FT_REG_ARGS], FT_STACK_ARGS * 8, (void *)(PT_REGS_SP(ctx) + 8)))
+            __builtin_memset(&args[FT_REG_ARGS], 0, FT_STACK_ARGS * 8);
+    }
+#pragma unroll
+    for (int s = 0; s < FT_MAX_STRS; s++) {
+        int idx = cfg->str_arg[s];
+
+        if (idx < 0 || idx >= FT_MAX_ARGS)
+            continue;
+        if (bpf_probe_read_user_str(strs[s], FT_STR_LEN, (void *)args[idx]) < 0)
+            strs[s][0] = 0;
+    }
+}
+
+static __always_inline int on_entry(struct pt_regs *ctx)
+{
+    __u32 cookie = bpf_get_attach_cookie(ctx);
+    const struct ft_config *cfg = bpf_map_lookup_elem(&funcs, &cookie);
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)id, zero = 0, one = 1;
+
+    if (!cfg)
+        return 0;
+    if (cfg->flags & FT_CFG_ENTRY_EVENT) {
+        struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+        if (!e) {
+            count_lost(0);
+            return 0;
+        }
+        e->ts_ns = bpf_ktime_get_ns();
+        e->latency_ns = 0;
+        e->pid = id >> 32;
+        e->tid = tid;
+        e->cookie = cookie;
+        e->flags = FT_EV_ENTRY | FT_EV_ARGS;
+        e->ret = 0;
+        bpf_get_current_comm(e->comm, sizeof(e->comm));
+        record_args(ctx, cfg, e->args, e->strs);
+        bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        return 0;
+    }
+
+    __u32 *depth = bpf_map_lookup_elem(&depths, &tid);
+    __u32 d;
+
+    if (!depth) {
+        if (bpf_map_update_elem(&depths, &tid, &one, BPF_ANY))
+            return 0;
+        d = 0;
+    } else {
+        d = *depth;
+        *depth = d + 1;  /* only this thread touches its entry */
+    }
+    if (d >= FT_MAX_DEPTH) {
+        count_lost(1);
+        return 0;
+    }
+    struct ft_frame *f = bpf_map_lookup_elem(&scratch, &zero);
+
+    if (!f)
+        return 0;
+    f->ts_ns = bpf_ktime_get_ns();
+    f->cookie = cookie;
+    record_args(ctx, cfg, f->args, f->strs);
+    __u64 key = (__u64)tid << 32 | d;
+
+    if (bpf_map_update_elem(&frames, &key, f, BPF_ANY))
+        count_lost(1);
+    return 0;
+}
+
+static __always_inline int on_return(struct pt_regs *ctx)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u32 cookie = bpf_get_attach_cookie(ctx);
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)id;
+    __u32 *depth = bpf_map_lookup_elem(&depths, &tid);
+    struct ft_frame *f = NULL;
+    __u64 key = 0;
+
+    if (depth && *depth > 0) {
+        __u32 d = *depth - 1;
+
+        *depth = d;
+
+        key = (__u64)tid << 32 | d;
+        if (d < FT_MAX_DEPTH)
+            f = bpf_map_lookup_elem(&frames, &key);
+        if (d == 0)
+            bpf_map_delete_elem(&depths, &tid);
+    }
+    struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+    if (!e) {
+        count_lost(0);
+        if (f)
+            bpf_map_delete_elem(&frames, &key);
+        return 0;
+    }
+    e->pid = id >> 32;
+    e->tid = tid;
+    e->cookie = cookie;
+    e->ret = PT_REGS_RC(ctx);
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    if (f && f->cookie == cookie) {
+        e->ts_ns = f->ts_ns;
+        e->latency_ns = now - f->ts_ns;
+        e->flags = FT_EV_RETURN | FT_EV_ARGS;
+        __builtin_memcpy(e->args, f->args, sizeof(e->args));
+        __builtin_memcpy(e->strs, f->strs, sizeof(e->strs));
+    } else {
+        e->ts_ns = now;
+        e->latency_ns = 0;
+        e->flags = FT_EV_RETURN;
+        __builtin_memset(e->args, 0, sizeof(e->args));
+        __builtin_memset(e->strs, 0, sizeof(e->strs));
+    }
+    if (f)
+        bpf_map_delete_elem(&frames, &key);
+    bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+SEC("uprobe")
+int functrace_entry(struct pt_regs *ctx)
+{
+    return on_entry(ctx);
+}
+
+SEC("uretprobe")
+int functrace_return(struct pt_regs *ctx)
+{
+    return on_return(ctx);
+}
+
+SEC("uprobe.multi")
+int functrace_entry_multi(struct pt_regs *ctx)
+{
+    return on_entry(ctx);
+}
+
+SEC("uretprobe.multi")
+int functrace_return_multi(struct pt_regs *ctx)
+{
+    return on_return(ctx);
+}

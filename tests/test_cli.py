@@ -1,0 +1,179 @@
+"""The pyprobe command run as a subprocess against the bundled targets, its output checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import target
+
+pytestmark = pytest.mark.bpf
+
+PYPROBE = [sys.executable, "-m", "pyprobe"]
+
+
+def pyprobe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PYPROBE, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def events(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def child_pid(stdout: str) -> int:
+    m = re.search(r"(?:strtarget|utest) pid (\d+)", stdout)
+    assert m, stdout
+    return int(m.group(1))
+
+
+def test_demo_shows_arguments_and_right_return_values() -> None:
+    out = pyprobe("demo", "--duration", "1.5")
+    assert out.returncode == 0, out.stderr
+    calls = re.findall(r"(utest_add|utest_sub)\(a=(-?\d+), b=(-?\d+)\) = (-?\d+)", out.stdout)
+    assert len(calls) >= 4, out.stdout
+    for name, a, b, ret in calls:
+        expect = int(a) + int(b) if name == "utest_add" else int(a) - int(b)
+        assert int(ret) == expect, (name, a, b, ret)
+    assert {c[0] for c in calls} == {"utest_add", "utest_sub"}
+    assert re.search(r"utest_add: (\d+) calls, \1 returned a \+ b", out.stdout), out.stdout
+
+
+def test_default_command_is_the_demo() -> None:
+    out = pyprobe("--duration", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert "utest_add(a=" in out.stdout
+
+
+def test_string_argument_prints_its_text() -> None:
+    st = target("strtarget")
+    out = pyprobe("trace", "-c", f"{st} 3 1000", "int st_greet(const char *name, int n)")
+    assert out.returncode == 0, out.stderr
+    lines = re.findall(r'st_greet\(name="(\w+)", n=(\d+)\) = (\d+)', out.stdout)
+    assert lines == [("alice", "0", "5"), ("bob", "1", "4"), ("carol", "2", "7")], out.stdout
+
+
+def test_eight_arguments_all_print() -> None:
+    st = target("strtarget")
+    sig = "long st_eight(long a, long b, long c, long d, long e, long f, long g, long h)"
+    out = pyprobe("trace", "--json", "-c", f"{st} 2 1000", f"{st}:{sig}")
+    assert out.returncode == 0, out.stderr
+    evs = events(out.stdout)
+    assert [e["args"] for e in evs] == [
+        {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7 + i, "h": 8} for i in range(2)
+    ]
+    assert [e["ret"] for e in evs] == [36, 37]
+
+
+def test_json_lines_parse_with_every_field() -> None:
+    st = target("strtarget")
+    out = pyprobe("trace", "--json", "-c", f"{st} 2 1000", "st_greet", "r:st_eight")
+    assert out.returncode == 0, out.stderr
+    evs = events(out.stdout)
+    greet = [e for e in evs if e["function"] == "st_greet"]
+    eight = [e for e in evs if e["function"] == "st_eight"]
+    assert len(greet) == 2 and len(eight) == 2
+    for e in greet:
+        assert set(e) >= {"time", "pid", "tid", "comm", "function", "args", "ret", "latency_ns"}
+        assert list(e["args"]) == [f"arg{i}" for i in range(1, 7)]  # type: ignore[arg-type]
+        assert e["comm"] == "strtarget"
+    assert all("args" not in e and isinstance(e["ret"], int) for e in eight)
+
+
+def test_nested_calls_pair_with_their_own_return() -> None:
+    st = target("strtarget")
+    out = pyprobe("trace", "--json", "-c", f"{st} 1 1000", "int st_depth(int n)")
+    evs = events(out.stdout)
+    assert [(e["args"]["n"], e["ret"]) for e in evs] == [(0, 0), (1, 1), (2, 2), (3, 3)]  # type: ignore[index]
+    lat = [e["latency_ns"] for e in evs]
+    assert lat == sorted(lat)  # the outer call lasts longest
+
+
+def test_dash_c_traces_only_the_child() -> None:
+    st = target("strtarget")
+    other = subprocess.Popen([str(st), "-1", "1000"], stdout=subprocess.DEVNULL)
+    try:
+        out = pyprobe("trace", "--json", "-c", f"{st} 20 1000", f"{st}:st_greet")
+    finally:
+        other.terminate()
+        other.wait()
+    assert out.returncode == 0, out.stderr
+    pid = child_pid(out.stdout)
+    evs = events(out.stdout)
+    assert len(evs) == 20
+    assert {e["pid"] for e in evs} == {pid}
+
+
+def test_dash_p_traces_one_running_process() -> None:
+    st = target("strtarget")
+    proc = subprocess.Popen([str(st), "-1", "5000"], stdout=subprocess.DEVNULL)
+    try:
+        out = pyprobe("trace", "--json", "-p", str(proc.pid), "--duration", "1", f"{st}:st_greet")
+    finally:
+        proc.terminate()
+        proc.wait()
+    assert out.returncode == 0, out.stderr
+    evs = events(out.stdout)
+    assert evs and {e["pid"] for e in evs} == {proc.pid}
+    assert re.search(r"\d+ events, 0 lost", out.stderr)
+
+
+def test_histogram_counts_equal_the_calls() -> None:
+    st = target("strtarget")
+    out = pyprobe("funclatency", "-c", f"{st} 37 100", f"{st}:st_eight", f"{st}:st_depth")
+    assert out.returncode == 0, out.stderr
+    counts = [int(n) for n in re.findall(r"^count (\d+), avg", out.stdout, re.M)]
+    assert counts == [37, 37 * 4], out.stdout
+    bars = re.findall(r"^\s+\d+ -> \d+\s+: (\d+)", out.stdout, re.M)
+    assert sum(int(b) for b in bars) == 37 * 5
+
+
+def test_list_symbols_shows_demangled_names() -> None:
+    out = pyprobe("list", "symbols", str(target("utest")), "utest_*")
+    assert out.returncode == 0, out.stderr
+    assert "utest_add(int, int)  [_Z9utest_addii]" in out.stdout
+    assert "utest_sub(int, int)" in out.stdout
+
+
+def test_list_progs_and_maps_see_a_loaded_object() -> None:
+    import pyprobe as lib
+    from pyprobe._data import probe_path
+
+    with lib.load(probe_path("funclatency")):
+        progs = [json.loads(x) for x in pyprobe("list", "progs", "--json").stdout.splitlines()]
+        maps = [json.loads(x) for x in pyprobe("list", "maps", "--json").stdout.splitlines()]
+    assert any(p["name"].startswith("funclatency_ent") for p in progs)
+    assert any(m["name"] == "hists" and m["value_size"] == 528 and m["type"] == "array" for m in maps)
+
+
+def test_run_streams_printk_from_an_object(tmp_path: Path) -> None:
+    out = pyprobe("run", str(target("utest").parent.parent / "bpf" / "minimal.bpf.o"), "--duration", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\d+ events, \d+ printk lines", out.stderr)
+
+
+def test_missing_function_exits_2_with_a_hint() -> None:
+    out = pyprobe("trace", f"{target('strtarget')}:no_such_function")
+    assert out.returncode == 2
+    assert "no function 'no_such_function'" in out.stderr and "pyprobe list symbols" in out.stderr
+
+
+def test_ctrl_c_detaches_and_prints_a_summary() -> None:
+    ut = target("utest")
+    proc = subprocess.Popen(
+        [*PYPROBE, "trace", "-c", f"{ut} -1 2000", "utest_add"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:
+        if "utest_add(" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert re.search(r"\d+ events, 0 lost \((interrupted|command exited[^)]*)\)", err), err
