@@ -123,14 +123,25 @@ def trace_pipe(timeout: float | None = None) -> Iterator[TraceLine]:
 
     Ends once ``timeout`` seconds pass with no line; None follows forever.
     Reading trace_pipe consumes its lines: another reader of it gets the
-    others. Blocks between lines (Ctrl-C interrupts within 0.1 s). Raises
-    :class:`BpfError` when tracefs is not mounted, and the OSError of
-    opening trace_pipe (PermissionError without root).
+    others, and recent kernels let only one reader open it. Blocks between
+    lines (Ctrl-C interrupts within 0.1 s). Raises :class:`BpfError` when
+    tracefs is not mounted or trace_pipe is busy (EBUSY), and the OSError of
+    opening trace_pipe otherwise (PermissionError without root).
     """
     if timeout is not None and (not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout < 0):
         raise ValueError(f"trace_pipe timeout must be None or a number of seconds >= 0, not {timeout!r}")
     path = os.path.join(tracefs_root(), "trace_pipe")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        raise BpfError(
+            errno.EBUSY,
+            "trace_pipe is open in another reader (this kernel allows one at a time)",
+            context=f"open {path}",
+            hint="stop the other reader (another process, or an unclosed trace_pipe() iterator)",
+        ) from exc
     try:
         for line in follow_lines(fd, timeout):
             if line:
