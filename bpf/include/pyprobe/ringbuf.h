@@ -3,9 +3,11 @@
  *
  * Waking the reader costs the traced program far more than writing the event
  * (about 1.4 us against 25 ns). Submit with pyprobe_ringbuf_submit() and the
- * kernel wakes the reader only once the ring holds at least `threshold` bytes;
- * below that the reader drains on its own timer (the `drain_interval` of
- * pyprobe.RingBuffer, 0.1 s by default).
+ * kernel wakes the reader once, when this record takes the unread data past
+ * `threshold` bytes; otherwise the reader drains on its own timer (the
+ * `drain_interval` of pyprobe.RingBuffer, 0.1 s by default). Waking on every
+ * record past the threshold would cost each of them the full wakeup while the
+ * reader catches up.
  *
  *     struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
  *     if (!e)
@@ -25,20 +27,23 @@
 #define PYPROBE_RINGBUF_THRESHOLD (64 * 1024)
 #endif
 
-/* The submit flags for `ringbuf`: no wakeup below `threshold` bytes of unread data, a wakeup above. */
-static __always_inline __u64 pyprobe_ringbuf_wakeup_flags(void *ringbuf, __u64 threshold)
+/* The submit flags for a record of `size` bytes already reserved in `ringbuf`:
+ * a wakeup when it takes the unread data across `threshold` bytes, else none. */
+static __always_inline __u64 pyprobe_ringbuf_wakeup_flags(void *ringbuf, __u64 size, __u64 threshold)
 {
-    if (threshold && bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= threshold)
+    __u64 avail, record = (size + 8 + 7) & ~7ULL; /* with its 8-byte header, rounded to 8 */
+
+    if (!threshold)
+        return BPF_RB_NO_WAKEUP;
+    avail = bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA);
+    if (avail >= threshold && avail < threshold + record)
         return BPF_RB_FORCE_WAKEUP;
     return BPF_RB_NO_WAKEUP;
 }
 
-/* bpf_ringbuf_submit() of a record reserved in `ringbuf`, waking the reader only past `threshold` bytes. */
+/* bpf_ringbuf_submit() of a record reserved in `ringbuf` (a typed pointer),
+ * waking the reader only when the unread data crosses `threshold` bytes. */
 #define pyprobe_ringbuf_submit(ringbuf, sample, threshold) \
-    bpf_ringbuf_submit((sample), pyprobe_ringbuf_wakeup_flags((ringbuf), (threshold)))
-
-/* bpf_ringbuf_output() of `size` bytes at `data`, waking the reader only past `threshold` bytes. */
-#define pyprobe_ringbuf_output(ringbuf, data, size, threshold) \
-    bpf_ringbuf_output((ringbuf), (data), (size), pyprobe_ringbuf_wakeup_flags((ringbuf), (threshold)))
+    bpf_ringbuf_submit((sample), pyprobe_ringbuf_wakeup_flags((ringbuf), sizeof(*(sample)), (threshold)))
 
 #endif /* PYPROBE_RINGBUF_H */
