@@ -126,12 +126,12 @@ class EventReader(Resource):
     def _dispatch(self, source: Source, batch: Batch) -> int:
         callback = source.callback
         assert callback is not None
-        it = iter(batch.decoded())
+        positions, decode = batch._walker()
         try:
-            for event in it:
-                callback(event)
+            for position in positions:
+                callback(decode(position))
         except BaseException:
-            self._keep(source, batch, length_hint(it))
+            self._keep(source, batch, length_hint(positions))
             raise
         return len(batch)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
@@ -50,8 +51,14 @@ def resolve_event_type(bmap: Any, event_type: object) -> Any:
     )
 
 
+_DTYPES: dict[Any, Any] = {}
+
+
 def numpy_dtype(event_type: Any) -> numpy.dtype[Any]:
-    """The numpy dtype matching a ctypes event type (through ``pyprobe.btf.numpy_dtype`` when it exists)."""
+    """The numpy dtype matching a ctypes event type (through ``pyprobe.btf.numpy_dtype`` when it exists); cached."""
+    dtype: numpy.dtype[Any] | None = _DTYPES.get(event_type)
+    if dtype is not None:
+        return dtype
     import numpy as np
 
     try:
@@ -59,7 +66,8 @@ def numpy_dtype(event_type: Any) -> numpy.dtype[Any]:
     except ImportError:
         btf = None
     convert = getattr(btf, "numpy_dtype", None)
-    dtype: numpy.dtype[Any] = np.dtype(convert(event_type) if convert is not None else event_type)
+    dtype = np.dtype(convert(event_type) if convert is not None else event_type)
+    _DTYPES[event_type] = dtype
     return dtype
 
 
@@ -139,6 +147,20 @@ class Batch(Sequence[Any]):
                 return [decode(raw, o) for o in range(first, stop, size)]
         decode_one = self._decode
         return [decode_one(offs[i], offs[i + 1]) for i in range(n)]
+
+    def _walker(self) -> tuple[Iterator[int], Callable[[int], Any]]:
+        """An iterator of event positions and the function decoding the event at one, for a loop that
+        calls Python per event without building a list; the iterator's length_hint is what is left."""
+        raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
+        size = self._uniform
+        if size and n:
+            first = offs[0]
+            positions = iter(range(first, first + n * size, size))
+            if etype is None:
+                return positions, lambda o: raw[o : o + size]
+            if size >= ctypes.sizeof(etype):
+                return positions, functools.partial(etype.from_buffer_copy, raw)
+        return iter(range(n)), lambda i: self._decode(offs[i], offs[i + 1])
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.decoded())

@@ -90,6 +90,7 @@ class RingBuffer(EventReader):
         self._rings: list[_Ring] = []
         self._next_ring = 0
         self._maps: list[Any] = []
+        self._need = ffi.new("size_t[2]")
         self._epoll = select.epoll()
         self._own(functools.partial(_release, self._rings, self._epoll), "RingBuffer")
         if map is not None:
@@ -143,7 +144,7 @@ class RingBuffer(EventReader):
     def _read(self, max_events: int) -> tuple[Source, Batch] | None:
         rings = self._rings
         count = len(rings)
-        need = ffi.new("size_t[2]")
+        need = self._need
         for step in range(count):
             ring = rings[(self._next_ring + step) % count]
             if not lib.pyprobe_ring_avail(ring.ptr):

@@ -130,9 +130,12 @@ long pyprobe_ring_drain(struct pyprobe_ring *r, char *out, size_t out_size, __u3
             n++;
         }
         cons += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7UL;
-        /* Free the space at once: a producer blocked on a full ring can go on. */
-        __atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+        /* Free space every 64 records, not after each: the producer reads the
+         * consumer position on every reserve, and each store moves its cache line. */
+        if ((n & 63) == 0)
+            __atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
     }
+    __atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
     offsets[n] = (__u32)used;
     *uniform = (same && n) ? size0 : 0;
     return (long)n;
