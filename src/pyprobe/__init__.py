@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
+from pyprobe.batch import Batch
 from pyprobe.btf import Btf, BtfError
 from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
 from pyprobe.errors import (
@@ -47,7 +48,10 @@ from pyprobe.maps import (
     UpdateFlags,
 )
 from pyprobe.object import BpfObject, load, open
+from pyprobe.perfbuf import PerfBuffer
 from pyprobe.program import Program, TestRunResult
+from pyprobe.ringbuf import RingBuffer
+from pyprobe.tracefs import TraceLine, trace_pipe
 
 __version__ = "0.1.0"
 
@@ -58,6 +62,7 @@ __all__ = [
     "AttachError",
     "AttachType",
     "BloomFilterMap",
+    "Batch",
     "BpfError",
     "BpfObject",
     "BpfPermissionError",
@@ -89,12 +94,16 @@ __all__ = [
     "RingBufMap",
     "StackMap",
     "StackTraceMap",
+    "PerfBuffer",
+    "RingBuffer",
     "SymbolNotFoundError",
     "TestRunResult",
+    "TraceLine",
     "UnsupportedError",
     "UpdateFlags",
     "__version__",
     "libbpf_version",
     "load",
     "open",
+    "trace_pipe",
 ]

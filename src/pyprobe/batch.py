@@ -1,0 +1,223 @@
+"""A batch of events drained from a ring buffer or perf buffer in one call.
+
+A :class:`Batch` holds the events' bytes back to back in one ``bytes`` object
+and the offset of each event in it; it decodes an event only when asked
+(iteration, indexing) and converts the whole batch to a numpy structured
+array without a Python call per event.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import functools
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    import numpy
+
+__all__ = ["Batch", "numpy_dtype", "resolve_event_type"]
+
+_CTYPES_BASES = (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)
+
+
+def resolve_event_type(bmap: Any, event_type: object) -> Any:
+    """The ctypes type for ``event_type`` (None, a ctypes type, or a BTF type name in the map's object).
+
+    Raises TypeError for anything else, or when a name is given but the
+    map's object offers no BTF lookup.
+    """
+    if event_type is None:
+        return None
+    name = getattr(bmap, "name", "?")
+    if isinstance(event_type, str):
+        obj = getattr(bmap, "_object", None)
+        btf = getattr(obj, "btf", None) if obj is not None else None
+        lookup = getattr(btf, "type_by_name", None)
+        if lookup is None:
+            raise TypeError(
+                f"event_type {event_type!r} of map '{name}' names a BTF type, but its object offers no BTF "
+                "type lookup (BpfObject.btf); pass a ctypes type instead"
+            )
+        return lookup(event_type)
+    if isinstance(event_type, type) and issubclass(event_type, _CTYPES_BASES):
+        if ctypes.sizeof(event_type) == 0:
+            raise ValueError(f"event_type {event_type.__name__} of map '{name}' has size 0")
+        return event_type
+    raise TypeError(
+        f"event_type of map '{name}' must be a BTF type name (str) or a ctypes type, not {type(event_type).__name__}"
+    )
+
+
+_DTYPES: dict[Any, Any] = {}
+
+
+def numpy_dtype(event_type: Any) -> numpy.dtype[Any]:
+    """The numpy dtype matching a ctypes event type (through ``pyprobe.btf.numpy_dtype`` when it exists); cached."""
+    dtype: numpy.dtype[Any] | None = _DTYPES.get(event_type)
+    if dtype is not None:
+        return dtype
+    import numpy as np
+
+    try:
+        btf = importlib.import_module("pyprobe.btf")
+    except ImportError:
+        btf = None
+    convert = getattr(btf, "numpy_dtype", None)
+    dtype = np.dtype(convert(event_type) if convert is not None else event_type)
+    _DTYPES[event_type] = dtype
+    return dtype
+
+
+class Batch(Sequence[Any]):
+    """Events read in one call, decoded on access.
+
+    ``len(batch)`` events; iterating or indexing gives each event as an
+    instance of the reader's ``event_type`` (a ctypes type; a copy of the
+    bytes, safe to keep) or as ``bytes`` without one. ``raw`` is every
+    event's bytes back to back, ``offsets`` the ``len + 1`` boundaries in it
+    (event ``i`` is ``raw[offsets[i]:offsets[i + 1]]``), ``map`` the name of
+    the map the events came from, ``to_numpy()`` a structured array. A
+    record shorter than the event type decodes zero-padded.
+    """
+
+    __slots__ = ("_offsets", "_raw", "_type", "_uniform", "map")
+
+    def __init__(self, raw: bytes, offsets: memoryview, uniform: int, event_type: Any, map: str = "") -> None:
+        self._raw = raw
+        self._offsets = offsets  # n + 1 positions in raw, format "I"
+        self._uniform = uniform  # the common event size, 0 when sizes differ
+        self._type = event_type
+        self.map = map
+        """Name of the map the events were read from."""
+
+    @classmethod
+    def empty(cls, event_type: Any = None, map: str = "") -> Batch:
+        """A batch of no events."""
+        return cls(b"", memoryview(bytes(4)).cast("I"), 0, event_type, map)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @property
+    def event_type(self) -> Any:
+        """The ctypes type events decode to, or None for bytes."""
+        return self._type
+
+    @property
+    def raw(self) -> bytes:
+        """The events' bytes, back to back."""
+        start, end = self._offsets[0], self._offsets[-1]
+        if start == 0 and end == len(self._raw):
+            return self._raw
+        return self._raw[start:end]
+
+    @property
+    def offsets(self) -> Sequence[int]:
+        """The ``len(self) + 1`` event boundaries in :attr:`raw` (a memoryview of uint32)."""
+        start = self._offsets[0]
+        if start == 0:
+            return self._offsets
+        return memoryview(array.array("I", [o - start for o in self._offsets]))
+
+    def _decode(self, start: int, end: int) -> Any:
+        etype = self._type
+        if etype is None:
+            return self._raw[start:end]
+        size = ctypes.sizeof(etype)
+        if end - start >= size:
+            return etype.from_buffer_copy(self._raw, start)
+        return etype.from_buffer_copy(self._raw[start:end].ljust(size, b"\0"))
+
+    def decoded(self) -> list[Any]:
+        """Every event decoded, as a list."""
+        raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
+        if n == 0:
+            return []
+        size = self._uniform
+        if size:
+            first = offs[0]
+            stop = first + n * size
+            if etype is None:
+                return [raw[o : o + size] for o in range(first, stop, size)]
+            if size >= ctypes.sizeof(etype):
+                decode = etype.from_buffer_copy
+                return [decode(raw, o) for o in range(first, stop, size)]
+        decode_one = self._decode
+        return [decode_one(offs[i], offs[i + 1]) for i in range(n)]
+
+    def _walker(self) -> tuple[Iterator[int], Callable[[int], Any]]:
+        """An iterator of event positions and the function decoding the event at one, for a loop that
+        calls Python per event without building a list; the iterator's length_hint is what is left."""
+        raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
+        size = self._uniform
+        if size and n:
+            first = offs[0]
+            positions = iter(range(first, first + n * size, size))
+            if etype is None:
+                return positions, lambda o: raw[o : o + size]
+            if size >= ctypes.sizeof(etype):
+                return positions, functools.partial(etype.from_buffer_copy, raw)
+        return iter(range(n)), lambda i: self._decode(offs[i], offs[i + 1])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Batch: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                raise ValueError("a Batch slice takes no step")
+            stop = max(stop, start)
+            return Batch(self._raw, self._offsets[start : stop + 1], self._uniform, self._type, self.map)
+        if not isinstance(index, int):
+            raise TypeError(f"Batch indices must be int or slice, not {type(index).__name__}")
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"event {index} out of range for a batch of {n}")
+        return self._decode(self._offsets[index], self._offsets[index + 1])
+
+    def to_numpy(self) -> numpy.ndarray[Any, Any]:
+        """The events as a numpy structured array whose dtype comes from the event type.
+
+        A read-only view of :attr:`raw` when every event has the event type's
+        size (no copy); otherwise a new array, records padded or cut to the
+        type's size. Without an event type, events of one size give a 2-D
+        uint8 array. Raises ImportError without numpy (the ``numpy`` extra),
+        ValueError for events of mixed sizes and no event type.
+        """
+        try:
+            import numpy as np
+        except ImportError as exc:  # pragma: no cover - numpy is an optional extra
+            raise ImportError("Batch.to_numpy() needs numpy: pip install 'pyprobe[numpy]'") from exc
+        n = len(self)
+        first = self._offsets[0]
+        if self._type is None:
+            if n and not self._uniform:
+                raise ValueError(f"events of map '{self.map}' differ in size; give the reader an event_type")
+            size = self._uniform
+            return np.frombuffer(self._raw, np.uint8, count=n * size, offset=first).reshape(n, size)
+        dtype = numpy_dtype(self._type)
+        if self._uniform == dtype.itemsize or n == 0:
+            return np.frombuffer(self._raw, dtype, count=n, offset=first)
+        out = np.zeros(n, dtype)
+        view = out.view(np.uint8).reshape(n, dtype.itemsize)
+        offs = self._offsets
+        for i in range(n):
+            chunk = self._raw[offs[i] : min(offs[i + 1], offs[i] + dtype.itemsize)]
+            view[i, : len(chunk)] = np.frombuffer(chunk, np.uint8)
+        return out
+
+    def __repr__(self) -> str:
+        kind = self._type.__name__ if self._type is not None else "bytes"
+        return f"<Batch of {len(self)} {kind} events from '{self.map}'>"
