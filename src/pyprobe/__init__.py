@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pyprobe import features, perf_event, symbols, usdt
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
 from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -22,7 +23,18 @@ from pyprobe.errors import (
     SymbolNotFoundError,
     UnsupportedError,
 )
-from pyprobe.link import Link
+from pyprobe.link import (
+    KprobeLink,
+    Link,
+    PerfEventLink,
+    RawTracepointLink,
+    TraceLink,
+    TracepointLink,
+    UprobeLink,
+    UprobeMultiLink,
+    UsdtLink,
+    XdpLink,
+)
 from pyprobe.maps import Map
 from pyprobe.object import BpfObject, load, open
 from pyprobe.program import Program, TestRunResult
@@ -38,6 +50,7 @@ __all__ = [
     "BpfPermissionError",
     "ClosedError",
     "KeyNotFoundError",
+    "KprobeLink",
     "Link",
     "LinkType",
     "LoadError",
@@ -45,13 +58,25 @@ __all__ = [
     "MapError",
     "MapFullError",
     "MapType",
+    "PerfEventLink",
     "Program",
     "ProgramType",
+    "RawTracepointLink",
     "SymbolNotFoundError",
     "TestRunResult",
+    "TraceLink",
+    "TracepointLink",
     "UnsupportedError",
+    "UprobeLink",
+    "UprobeMultiLink",
+    "UsdtLink",
+    "XdpLink",
     "__version__",
+    "features",
     "libbpf_version",
     "load",
     "open",
+    "perf_event",
+    "symbols",
+    "usdt",
 ]
