@@ -266,7 +266,16 @@ def _find_library(name: str) -> str | None:
 
 
 def _process_root(pid: int) -> str:
-    return f"/proc/{pid}/root"
+    """The prefix that opens files as process ``pid`` sees them: "" when it shares our mount namespace and root."""
+    root = f"/proc/{pid}/root"
+    try:
+        same_ns = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        theirs, ours = os.stat(root), os.stat("/")
+        if same_ns and (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            return ""
+    except OSError:
+        pass
+    return root
 
 
 def _check_pid(pid: int, context: str) -> int:
