@@ -283,7 +283,8 @@ def probe(name: str) -> FeatureStatus:
     program where that is the only sure test; blocks for a few milliseconds.
     Raises ValueError for an unknown name.
     """
-    return _PROBES[name](_feature(name))
+    feature = _feature(name)
+    return _PROBES[name](feature)
 
 
 def available(name: str) -> bool:
