@@ -7,7 +7,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,7 +166,7 @@ def test_xdp_unknown_interface(kinds: pyprobe.BpfObject) -> None:
 def test_unknown_tracepoint(kinds: pyprobe.BpfObject) -> None:
     with pytest.raises(pyprobe.AttachError, match="no tracepoint syscalls:nope"):
         kinds.programs["on_tracepoint"].attach_tracepoint("syscalls", "nope")
-    with pytest.raises(pyprobe.AttachError, match="is a xdp program.*attach_tracepoint needs"):
+    with pytest.raises(pyprobe.AttachError, match=r"is a xdp program.*attach_tracepoint needs"):
         kinds.programs["on_xdp"].attach_tracepoint("syscalls", "sys_enter_getpid")
     assert kinds.links == []
 

@@ -52,7 +52,7 @@ def test_utest_add_arguments_and_sum_by_every_name(
     assert entry.offset == pyprobe.symbols.resolve(utest_path, "utest_add").offset
     assert ret.retprobe is True
     assert wait_for(lambda: hit(uobj, ADD_ENTRY)[0] > 2 and hit(uobj, ADD_RETURN)[0] > 2)
-    count, a, b, _, pid, _, cookie, *_ = hit(uobj, ADD_ENTRY)
+    _, a, b, _, pid, _, cookie, *_ = hit(uobj, ADD_ENTRY)
     assert (b, pid, cookie) == (3, utest.pid, 7)
     assert 0 <= a < 100
     ret_value = hit(uobj, ADD_RETURN)[3]
@@ -198,7 +198,7 @@ def test_go_function_entry(uobj: pyprobe.BpfObject) -> None:
 def test_go_uretprobe_is_refused_and_return_sites_work(uobj: pyprobe.BpfObject) -> None:
     path = go_target()
     prog = uobj.programs["go_return"]
-    with pytest.raises(pyprobe.AttachError, match="Go binary.*return_sites=True"):
+    with pytest.raises(pyprobe.AttachError, match=r"Go binary.*return_sites=True"):
         prog.attach_uretprobe(path, "main.add")
     assert uobj.links == []
     proc = start("gotarget", "-1", "1000")
@@ -260,8 +260,8 @@ def test_ambiguous_bare_name_lists_candidates(uobj: pyprobe.BpfObject) -> None:
     with pytest.raises(pyprobe.AmbiguousSymbolError) as info:
         prog.attach_uprobe(target("args8"), "overload")
     assert sorted(info.value.candidates) == [
-        "overload(double) [_Z8overloadd at %#x]" % pyprobe.symbols.resolve(target("args8"), "_Z8overloadd").offset,
-        "overload(int) [_Z8overloadi at %#x]" % pyprobe.symbols.resolve(target("args8"), "_Z8overloadi").offset,
+        f"overload(double) [_Z8overloadd at {pyprobe.symbols.resolve(target('args8'), '_Z8overloadd').offset:#x}]",
+        f"overload(int) [_Z8overloadi at {pyprobe.symbols.resolve(target('args8'), '_Z8overloadi').offset:#x}]",
     ]
     assert uobj.links == []
 

@@ -69,6 +69,6 @@ def test_usdt_unknown_probe_lists_what_the_binary_has() -> None:
         obj.programs["on_fentry"].autoload = False
         obj.programs["on_lsm"].autoload = False
         obj.load()
-        with pytest.raises(pyprobe.SymbolNotFoundError, match="no USDT probe pyprobe_test:nope .*pyprobe_test:tick"):
+        with pytest.raises(pyprobe.SymbolNotFoundError, match=r"no USDT probe pyprobe_test:nope .*pyprobe_test:tick"):
             obj.programs["on_tick"].attach_usdt(target("usdt_target"), "pyprobe_test", "nope")
         assert obj.links == []

@@ -105,6 +105,18 @@ class ElfInfo:
     segments: tuple[tuple[int, int, int, int], ...]
     """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
 
+    @functools.cached_property
+    def index(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]:
+        """Symbols by name, by demangled name and by bare name (built once per file)."""
+        by_name: dict[str, list[Symbol]] = {}
+        by_demangled: dict[str, list[Symbol]] = {}
+        by_bare: dict[str, list[Symbol]] = {}
+        for sym in self.symbols:
+            by_name.setdefault(sym.name, []).append(sym)
+            by_demangled.setdefault(sym.demangled, []).append(sym)
+            by_bare.setdefault(_bare(sym.demangled), []).append(sym)
+        return by_name, by_demangled, by_bare
+
     def vaddr_to_offset(self, vaddr: int) -> int | None:
         """File offset of virtual address ``vaddr``, or None when no loaded segment holds it."""
         for start, memsz, offset, filesz in self.segments:
@@ -370,11 +382,8 @@ def resolve(binary: str | os.PathLike[str], name: str, pid: int | None = None) -
     path = resolve_binary(binary, pid)
     info = elf_info(path)
     context = f"find function '{name}' in {path}"
-    for matches in (
-        [s for s in info.symbols if s.name == name],
-        [s for s in info.symbols if s.demangled == name],
-        [s for s in info.symbols if s.bare == name],
-    ):
+    for table in info.index:
+        matches = table.get(name, [])
         if not matches:
             continue
         by_offset: dict[int, Symbol] = {}
