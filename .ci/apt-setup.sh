@@ -12,5 +12,5 @@ fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     clang llvm libelf-dev zlib1g-dev systemtap-sdt-dev g++ cmake pkg-config \
-    make python3-dev git ca-certificates >/dev/null
-apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool >/dev/null
+    make python3-dev git ca-certificates iproute2 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool golang-go >/dev/null

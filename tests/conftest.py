@@ -68,6 +68,27 @@ def bpf_unavailable() -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     _mount("tracefs", "/sys/kernel/tracing")
     _mount("bpf", "/sys/fs/bpf")
+    _mount("securityfs", "/sys/kernel/security")  # lets pyprobe.features name the lockdown mode
+
+
+# Markers of tests that need a kernel feature: a test runs where the feature probe finds it, is
+# skipped where its absence is explained (an older kernel, a config option off, lockdown) and
+# fails where the feature should be there but is not.
+FEATURE_MARKERS = ("kprobe", "fentry", "freplace", "lsm", "uprobe_multi")
+
+
+def _feature_gate(item: pytest.Item) -> None:
+    for name in FEATURE_MARKERS:
+        if item.get_closest_marker(name) is None:
+            continue
+        from pyprobe import features
+
+        status = features.probe(name)
+        if status.available:
+            continue
+        if status.explained:
+            pytest.skip(f"kernel lacks {name}: {status.reason}")
+        pytest.fail(f"kernel feature {name} should be available but is not: {status.reason}", pytrace=False)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -94,6 +115,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     reason = bpf_unavailable()
     if reason is None:
+        _feature_gate(item)
         return
     if REQUIRE_BPF:
         pytest.fail(f"BPF is required (PYPROBE_REQUIRE_BPF=1) but unavailable: {reason}", pytrace=False)
@@ -131,3 +153,18 @@ def utest() -> Iterator[subprocess.Popen[bytes]]:
     yield proc
     proc.kill()
     proc.wait()
+
+
+def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+    """Starts target program NAME with ARGS; its first output line (``NAME pid N``) is read, so it runs."""
+    proc = subprocess.Popen([str(target(name)), *args], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pyprobe import features, perf_event, symbols, usdt
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
 from pyprobe.batch import Batch
@@ -25,7 +26,18 @@ from pyprobe.errors import (
     UnsupportedError,
 )
 from pyprobe.globals import GlobalVariables
-from pyprobe.link import Link
+from pyprobe.link import (
+    KprobeLink,
+    Link,
+    PerfEventLink,
+    RawTracepointLink,
+    TraceLink,
+    TracepointLink,
+    UprobeLink,
+    UprobeMultiLink,
+    UsdtLink,
+    XdpLink,
+)
 from pyprobe.maps import (
     ArrayMap,
     ArrayOfMaps,
@@ -74,6 +86,7 @@ __all__ = [
     "HashOfMaps",
     "KeyExistsError",
     "KeyNotFoundError",
+    "KprobeLink",
     "Link",
     "LinkType",
     "LoadError",
@@ -101,9 +114,21 @@ __all__ = [
     "TraceLine",
     "UnsupportedError",
     "UpdateFlags",
+    "PerfEventLink",
+    "RawTracepointLink",
+    "TraceLink",
+    "TracepointLink",
+    "UprobeLink",
+    "UprobeMultiLink",
+    "UsdtLink",
+    "XdpLink",
     "__version__",
+    "features",
     "libbpf_version",
     "load",
     "open",
     "trace_pipe",
+    "perf_event",
+    "symbols",
+    "usdt",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,18 @@ from pyprobe.errors import BpfError, check_int, check_ptr
 if TYPE_CHECKING:
     from pyprobe.program import Program
 
-__all__ = ["Link"]
+__all__ = [
+    "KprobeLink",
+    "Link",
+    "PerfEventLink",
+    "RawTracepointLink",
+    "TraceLink",
+    "TracepointLink",
+    "UprobeLink",
+    "UprobeMultiLink",
+    "UsdtLink",
+    "XdpLink",
+]
 
 
 class Link(Resource):
@@ -23,11 +35,18 @@ class Link(Resource):
     detached when the object closes; ``pin()`` makes it outlive the process.
     """
 
-    def __init__(self, ptr: Any, program: Program | None, *, description: str = "") -> None:
+    def __init__(self, ptr: Any, program: Program | None, *, description: str = "", also: tuple[Any, ...] = ()) -> None:
         self._ptr = ptr
+        self._also = also
         self.program = program
         self.description = description or (f"link of program '{program.name}'" if program else "link")
-        self._own(lambda: lib.bpf_link__destroy(ptr), self.description)
+
+        def release() -> None:
+            for extra in also:
+                lib.bpf_link__destroy(extra)
+            lib.bpf_link__destroy(ptr)
+
+        self._own(release, self.description)
         if program is not None:
             program._object._adopt_link(self)
 
@@ -75,6 +94,12 @@ class Link(Resource):
         """Pins the link on bpffs at ``path`` so that it outlives this process."""
         self._check_open()
         path = os.fspath(path)
+        if self._also:
+            raise BpfError(
+                errno.EOPNOTSUPP,
+                f"this link is made of {1 + len(self._also)} kernel links and cannot be pinned as one",
+                context=f"pin {self.description} at {path}",
+            )  # fmt: skip
         check_int(lib.bpf_link__pin(self._ptr, path.encode()), f"pin {self.description} at {path}")
 
     def unpin(self) -> None:
@@ -84,7 +109,12 @@ class Link(Resource):
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> Link:
-        """Opens a link pinned at ``path``; closing it leaves the pin in place."""
+        """Opens a link pinned at ``path``; closing it leaves the pin in place.
+
+        On a typed subclass (``UprobeLink.from_pinned``) the target attributes
+        are None: the kernel does not keep them. Raises BpfError (ENOENT) when
+        nothing is pinned there.
+        """
         path = os.fspath(path)
         if not os.path.exists(path):
             raise BpfError(2, "No such file or directory", context=f"open pinned link {path}")
@@ -94,3 +124,153 @@ class Link(Resource):
     def __repr__(self) -> str:
         state = "detached" if self.closed else f"fd={self.fd}"
         return f"<{type(self).__name__} {self.description} {state}>"
+
+
+class UprobeLink(Link):
+    """A uprobe or uretprobe: ``binary`` (the resolved path), ``function`` (the symbol as found in the
+    binary, None for a raw offset), ``offset`` (the file offset probed), ``pid``, ``retprobe``.
+
+    With ``return_sites`` it is one uprobe on each return instruction of the function, whose file
+    offsets are in ``return_offsets`` (it is then several kernel links and cannot be pinned).
+    """
+
+    def __init__(
+        self,
+        ptr: Any,
+        program: Program | None,
+        *,
+        description: str = "",
+        also: tuple[Any, ...] = (),
+        binary: str | None = None,
+        function: str | None = None,
+        offset: int | None = None,
+        pid: int | None = None,
+        retprobe: bool | None = None,
+        cookie: int | None = None,
+        return_offsets: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(ptr, program, description=description, also=also)
+        self.binary = binary
+        self.function = function
+        self.offset = offset
+        self.pid = pid
+        self.retprobe = retprobe
+        self.cookie = cookie
+        self.return_offsets = return_offsets
+
+
+class UprobeMultiLink(Link):
+    """One uprobe_multi link on many functions: ``binary``, ``functions`` (symbols), ``offsets``,
+    ``cookies``, ``pid``, ``retprobe``."""
+
+    def __init__(
+        self,
+        ptr: Any,
+        program: Program | None,
+        *,
+        description: str = "",
+        binary: str | None = None,
+        functions: tuple[str, ...] = (),
+        offsets: tuple[int, ...] = (),
+        cookies: tuple[int, ...] = (),
+        pid: int | None = None,
+        retprobe: bool | None = None,
+    ) -> None:
+        super().__init__(ptr, program, description=description)
+        self.binary = binary
+        self.functions = functions
+        self.offsets = offsets
+        self.cookies = cookies
+        self.pid = pid
+        self.retprobe = retprobe
+
+
+class UsdtLink(Link):
+    """A USDT probe: ``binary``, ``provider``, ``name``, ``pid``."""
+
+    def __init__(
+        self,
+        ptr: Any,
+        program: Program | None,
+        *,
+        description: str = "",
+        binary: str | None = None,
+        provider: str | None = None,
+        name: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        super().__init__(ptr, program, description=description)
+        self.binary = binary
+        self.provider = provider
+        self.name = name
+        self.pid = pid
+
+
+class TracepointLink(Link):
+    """A tracepoint: ``category`` and ``name`` (``syscalls``, ``sys_enter_getpid``)."""
+
+    def __init__(
+        self, ptr: Any, program: Program | None, *, description: str = "", category: str | None = None,
+        name: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(ptr, program, description=description)
+        self.category = category
+        self.name = name
+
+
+class RawTracepointLink(Link):
+    """A raw tracepoint: ``name`` (``sched_switch``)."""
+
+    def __init__(self, ptr: Any, program: Program | None, *, description: str = "", name: str | None = None) -> None:
+        super().__init__(ptr, program, description=description)
+        self.name = name
+
+
+class KprobeLink(Link):
+    """A kprobe or kretprobe: ``function``, ``offset``, ``retprobe``."""
+
+    def __init__(
+        self, ptr: Any, program: Program | None, *, description: str = "", function: str | None = None,
+        offset: int | None = None, retprobe: bool | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(ptr, program, description=description)
+        self.function = function
+        self.offset = offset
+        self.retprobe = retprobe
+
+
+class TraceLink(Link):
+    """A BTF-based tracing link (tp_btf, fentry, fexit, fmod_ret, lsm, freplace): ``kind`` and ``target``
+    (the traced function or tracepoint, or the replaced BPF function)."""
+
+    def __init__(
+        self, ptr: Any, program: Program | None, *, description: str = "", kind: str | None = None,
+        target: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(ptr, program, description=description)
+        self.kind = kind
+        self.target = target
+
+
+class PerfEventLink(Link):
+    """A program on a perf event: ``perf_fd`` (the caller's fd; the link holds its own duplicate) and ``cpu``."""
+
+    def __init__(
+        self, ptr: Any, program: Program | None, *, description: str = "", perf_fd: int | None = None,
+        cpu: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(ptr, program, description=description)
+        self.perf_fd = perf_fd
+        self.cpu = cpu
+
+
+class XdpLink(Link):
+    """An XDP program on a network interface: ``ifindex`` and ``interface`` (its name)."""
+
+    def __init__(
+        self, ptr: Any, program: Program | None, *, description: str = "", ifindex: int | None = None,
+        interface: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(ptr, program, description=description)
+        self.ifindex = ifindex
+        self.interface = interface

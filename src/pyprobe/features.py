@@ -1,0 +1,305 @@
+"""Kernel feature probes: which attach kinds this kernel offers, and if not, why.
+
+Each :class:`Feature` names the kernel version that introduced it and the
+kernel config options it needs. :func:`probe` asks the running kernel (by
+loading and attaching a two-instruction program where that is the only sure
+test, or by looking for the perf PMU or tracefs file that backs it) and
+returns a :class:`FeatureStatus` whose ``reason`` says what is missing:
+a kernel older than the feature, a config option that is off, or lockdown.
+
+>>> from pyprobe import features
+>>> features.probe("kprobe").reason
+'CONFIG_KPROBES is off in this kernel (/proc/config.gz)'
+>>> features.require("kprobe", "attach kprobe to do_sys_openat2")   # raises UnsupportedError
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import gzip
+import os
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pyprobe._ffi import ffi, lib
+from pyprobe.enums import AttachType, ProgramType
+from pyprobe.errors import UnsupportedError, _has_bpf_caps, _lockdown
+
+__all__ = [
+    "FEATURES",
+    "Feature",
+    "FeatureStatus",
+    "available",
+    "kernel_config",
+    "kernel_version",
+    "probe",
+    "require",
+]
+
+Cause = Literal["", "kernel-version", "config", "lockdown", "permission", "unknown"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A kernel feature an attach kind needs."""
+
+    name: str
+    since: tuple[int, int]
+    """The kernel version (major, minor) that introduced it."""
+    description: str
+    config: tuple[str, ...] = ()
+    """Kernel config options it needs (all must be on)."""
+
+
+@dataclass(frozen=True)
+class FeatureStatus:
+    """What :func:`probe` found: ``available``, or ``reason`` and ``cause`` of the absence."""
+
+    feature: Feature
+    available: bool
+    reason: str = ""
+    cause: Cause = ""
+
+    @property
+    def explained(self) -> bool:
+        """True when the absence has a known cause: an older kernel, a config option off, lockdown."""
+        return self.cause in ("kernel-version", "config", "lockdown")
+
+    def __str__(self) -> str:
+        if self.available:
+            return f"{self.feature.name}: available"
+        return f"{self.feature.name} ({self.feature.description}, Linux {_fmt(self.feature.since)}): {self.reason}"
+
+
+def _fmt(version: tuple[int, ...]) -> str:
+    return ".".join(str(v) for v in version)
+
+
+FEATURES: dict[str, Feature] = {
+    f.name: f
+    for f in (
+        Feature("kprobe", (4, 1), "kprobes and kretprobes", ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS")),
+        Feature("uprobe", (4, 3), "uprobes and uretprobes", ("CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS")),
+        Feature("uprobe_multi", (6, 6), "uprobe_multi links (many uprobes in one link)", ("CONFIG_UPROBES",)),
+        Feature("tracepoint", (4, 7), "tracepoint programs", ("CONFIG_BPF_EVENTS",)),
+        Feature("raw_tracepoint", (4, 17), "raw tracepoint programs", ("CONFIG_BPF_EVENTS",)),
+        Feature("tp_btf", (5, 5), "BTF-typed tracepoints (tp_btf)", ("CONFIG_DEBUG_INFO_BTF",)),
+        Feature("fentry", (5, 5), "fentry programs (BPF trampolines)", ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",)),
+        Feature("fexit", (5, 5), "fexit programs (BPF trampolines)", ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",)),
+        Feature("fmod_ret", (5, 7), "fmod_ret programs (BPF trampolines)", ("CONFIG_FUNCTION_ERROR_INJECTION",)),
+        Feature("freplace", (5, 6), "freplace programs (BPF trampolines replacing BPF functions)", ()),
+        Feature("lsm", (5, 7), "BPF LSM programs", ("CONFIG_BPF_LSM",)),
+        Feature("perf_event", (4, 9), "perf_event programs", ("CONFIG_PERF_EVENTS",)),
+        Feature("xdp", (4, 8), "XDP programs", ()),
+    )
+}
+
+
+@functools.cache
+def kernel_version() -> tuple[int, int, int]:
+    """The running kernel's version, e.g. ``(6, 1, 0)``."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", platform.release())
+    if not match:
+        return (0, 0, 0)
+    return (int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+@functools.cache
+def kernel_config() -> dict[str, str] | None:
+    """The running kernel's config (``/proc/config.gz`` or ``/boot/config-RELEASE``), or None if unreadable."""
+    text = None
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        try:
+            with open(f"/boot/config-{platform.release()}") as f:
+                text = f.read()
+        except OSError:
+            return None
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            config[key] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            config[line[2:].split()[0]] = "n"
+    return config
+
+
+def _config_source() -> str:
+    return "/proc/config.gz" if os.path.exists("/proc/config.gz") else f"/boot/config-{platform.release()}"
+
+
+def _missing_config(feature: Feature) -> str | None:
+    config = kernel_config()
+    if config is None:
+        return None
+    for option in feature.config:
+        if config.get(option, "n") not in ("y", "m"):
+            return f"{option} is off in this kernel ({_config_source()})"
+    return None
+
+
+def _absent(feature: Feature, detail: str = "", err: int = 0) -> FeatureStatus:
+    """The status of a feature the kernel refused, with the best explanation there is."""
+    if kernel_version()[:2] < feature.since:
+        return FeatureStatus(
+            feature, False,
+            f"Linux {_fmt(kernel_version())} is older than {_fmt(feature.since)}, which introduced it",
+            "kernel-version",
+        )  # fmt: skip
+    if (missing := _missing_config(feature)) is not None:
+        return FeatureStatus(feature, False, missing, "config")
+    if err == errno.EPERM:
+        if not _has_bpf_caps():
+            return FeatureStatus(feature, False, "the process lacks CAP_BPF and CAP_PERFMON (or root)", "permission")
+        mode = _lockdown()
+        if mode:
+            return FeatureStatus(
+                feature, False, f"the kernel is in lockdown mode '{mode}', which refuses it even to root", "lockdown"
+            )
+        return FeatureStatus(
+            feature, False,
+            "the kernel refuses it to root with full capabilities (EPERM), as kernel lockdown does "
+            "(mount securityfs on /sys/kernel/security to read the lockdown mode)",
+            "lockdown",
+        )  # fmt: skip
+    why = detail or (os.strerror(err) if err else "not found")
+    return FeatureStatus(feature, False, f"the kernel refused it: {why}", "unknown")
+
+
+def _probe_kprobe(feature: Feature) -> FeatureStatus:
+    if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
+        return FeatureStatus(feature, True)
+    for tracefs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(f"{tracefs}/kprobe_events"):
+            return FeatureStatus(feature, True)
+    return _absent(feature, "no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no tracefs kprobe_events")
+
+
+def _probe_uprobe(feature: Feature) -> FeatureStatus:
+    if os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
+        return FeatureStatus(feature, True)
+    for tracefs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(f"{tracefs}/uprobe_events"):
+            return FeatureStatus(feature, True)
+    return _absent(feature, "no uprobe PMU (/sys/bus/event_source/devices/uprobe) and no tracefs uprobe_events")
+
+
+def _probe_uprobe_multi(feature: Feature) -> FeatureStatus:
+    ret = int(lib.pyprobe_probe_uprobe_multi())
+    if ret == 1:
+        return FeatureStatus(feature, True)
+    return _absent(feature, "the kernel does not know BPF_TRACE_UPROBE_MULTI links", -ret if ret < 0 else 0)
+
+
+def _load_probe(
+    ptype: ProgramType, atype: AttachType, btf_func: str | None, attach: bool
+) -> Callable[..., FeatureStatus]:
+    def run(feature: Feature) -> FeatureStatus:
+        ret = int(lib.pyprobe_probe_prog(int(ptype), int(atype), btf_func.encode() if btf_func else _NULL, attach))
+        if ret == 0:
+            return FeatureStatus(feature, True)
+        if ret == -errno.ENOENT and btf_func:
+            return _absent(feature, f"no '{btf_func}' in the kernel's BTF", errno.ENOENT)
+        return _absent(feature, err=-ret)
+
+    return run
+
+
+def _type_probe(ptype: ProgramType) -> Callable[..., FeatureStatus]:
+    def run(feature: Feature) -> FeatureStatus:
+        ret = int(lib.libbpf_probe_bpf_prog_type(int(ptype), _NULL))
+        if ret == 1:
+            return FeatureStatus(feature, True)
+        return _absent(feature, f"the kernel does not know {ptype.name} programs", -ret if ret < 0 else 0)
+
+    return run
+
+
+def _probe_freplace(feature: Feature) -> FeatureStatus:
+    # freplace runs through the same BPF trampolines as fentry: the fentry probe answers for both.
+    base = probe("fentry")
+    if kernel_version()[:2] >= feature.since and not base.available:
+        return FeatureStatus(feature, False, f"{base.reason} (BPF trampolines, as for fentry)", base.cause)
+    if kernel_version()[:2] < feature.since:
+        return _absent(feature)
+    return FeatureStatus(feature, True)
+
+
+def _probe_lsm(feature: Feature) -> FeatureStatus:
+    status = _load_probe(ProgramType.LSM, AttachType.LSM_MAC, "file_open", True)(feature)
+    if status.available or status.cause != "unknown":
+        return status
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            active = f.read().strip().split(",")
+    except OSError:
+        return status
+    if "bpf" not in active:
+        return FeatureStatus(
+            feature, False, f"'bpf' is not among the active LSMs ({','.join(active)}): boot with lsm=...,bpf", "config"
+        )
+    return status
+
+
+_PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
+    "kprobe": _probe_kprobe,
+    "uprobe": _probe_uprobe,
+    "uprobe_multi": _probe_uprobe_multi,
+    "tracepoint": _type_probe(ProgramType.TRACEPOINT),
+    "raw_tracepoint": _type_probe(ProgramType.RAW_TRACEPOINT),
+    "tp_btf": _load_probe(ProgramType.TRACING, AttachType.TRACE_RAW_TP, "sched_switch", True),
+    "fentry": _load_probe(ProgramType.TRACING, AttachType.TRACE_FENTRY, "bpf_fentry_test1", True),
+    "fexit": _load_probe(ProgramType.TRACING, AttachType.TRACE_FEXIT, "bpf_fentry_test1", True),
+    "fmod_ret": _load_probe(ProgramType.TRACING, AttachType.MODIFY_RETURN, "bpf_modify_return_test", True),
+    "freplace": _probe_freplace,
+    "lsm": _probe_lsm,
+    "perf_event": _type_probe(ProgramType.PERF_EVENT),
+    "xdp": _type_probe(ProgramType.XDP),
+}
+
+
+_NULL = ffi.NULL
+
+
+def _feature(name: str) -> Feature:
+    try:
+        return FEATURES[name]
+    except KeyError:
+        raise ValueError(f"unknown kernel feature {name!r} (known: {', '.join(FEATURES)})") from None
+
+
+@functools.cache
+def probe(name: str) -> FeatureStatus:
+    """Probes the running kernel for feature ``name`` (a key of :data:`FEATURES`); cached per process.
+
+    Loads (and for trampolines attaches and detaches) a two-instruction
+    program where that is the only sure test; blocks for a few milliseconds.
+    Raises ValueError for an unknown name.
+    """
+    feature = _feature(name)
+    return _PROBES[name](feature)
+
+
+def available(name: str) -> bool:
+    """True when the running kernel offers feature ``name``."""
+    return probe(name).available
+
+
+def require(name: str, doing: str = "") -> None:
+    """Raises :class:`~pyprobe.UnsupportedError` naming the feature and why it is missing, unless available."""
+    status = probe(name)
+    if status.available:
+        return
+    feature = status.feature
+    raise UnsupportedError(
+        errno.EOPNOTSUPP,
+        f"this kernel lacks {feature.description} ('{feature.name}', Linux {_fmt(feature.since)}+): {status.reason}",
+        context=doing,
+    )

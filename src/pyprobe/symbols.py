@@ -1,0 +1,414 @@
+"""Function symbols of ELF binaries: find a function by name and compute the file offset a uprobe needs.
+
+Names are matched against the ELF symbol tables (``.symtab`` and ``.dynsym``,
+read with pyelftools) in this order: the exact symbol (``main.main`` in Go,
+``_Z9utest_addii`` in C++), the demangled name (``utest_add(int, int)``,
+demangled by libstdc++'s own ``__cxa_demangle``), then the bare name
+(``utest_add``: the demangled name without its parameter list). A bare name
+that matches functions at several addresses raises
+:class:`~pyprobe.AmbiguousSymbolError` listing them.
+
+A ``binary`` is a path, or a library name (``libc.so.6``, ``libc``) found as
+the dynamic loader would (``ld.so.cache``, then the standard directories).
+With a ``pid`` it is looked up in that process's mappings (``/proc/PID/maps``)
+and opened through ``/proc/PID/root``, so that a process in another mount
+namespace is traced by the file it really runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from pyprobe._ffi import ffi, lib
+from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
+
+__all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A function in a binary: its symbol, demangled name, file offset (what a uprobe takes) and size."""
+
+    name: str
+    """The symbol as it stands in the symbol table (mangled for C++)."""
+    demangled: str
+    """The demangled C++ name, or ``name`` itself when it is not a C++ symbol."""
+    offset: int
+    """File offset of the function's first instruction."""
+    size: int
+    binary: str
+    """The resolved path of the binary."""
+    address: int = 0
+    """The symbol's virtual address (``st_value``)."""
+
+    @property
+    def bare(self) -> str:
+        """The demangled name without its parameter list (``utest_add``)."""
+        return _bare(self.demangled)
+
+
+def demangle(name: str) -> str:
+    """The demangled form of a C++ (Itanium ABI) symbol, or ``name`` unchanged when it is not one."""
+    if not name.startswith("_Z"):
+        return name
+    return _demangle(name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _demangle(name: str) -> str:
+    size = 256
+    raw = name.encode()
+    while True:
+        buf = ffi.new("char[]", size)
+        n = int(lib.pyprobe_demangle(raw, buf, size))
+        if n < 0:
+            return name
+        if n < size:
+            return str(ffi.string(buf).decode("utf-8", "replace"))
+        size = n + 1
+
+
+def _bare(demangled: str) -> str:
+    """``ns::f(int)`` -> ``ns::f``; ``f`` -> ``f``; keeps templates' angle brackets."""
+    depth = 0
+    for i, ch in enumerate(demangled):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "(" and depth == 0 and i > 0:
+            return demangled[:i]
+    return demangled
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    """What pyprobe needs from one ELF file: its function symbols and a few facts."""
+
+    path: str
+    symbols: tuple[Symbol, ...]
+    has_symtab: bool
+    is_go: bool
+    machine: str
+    segments: tuple[tuple[int, int, int, int], ...]
+    """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
+
+    @functools.cached_property
+    def index(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]:
+        """Symbols by name, by demangled name and by bare name (built once per file)."""
+        by_name: dict[str, list[Symbol]] = {}
+        by_demangled: dict[str, list[Symbol]] = {}
+        by_bare: dict[str, list[Symbol]] = {}
+        for sym in self.symbols:
+            by_name.setdefault(sym.name, []).append(sym)
+            by_demangled.setdefault(sym.demangled, []).append(sym)
+            by_bare.setdefault(_bare(sym.demangled), []).append(sym)
+        return by_name, by_demangled, by_bare
+
+    def vaddr_to_offset(self, vaddr: int) -> int | None:
+        """File offset of virtual address ``vaddr``, or None when no loaded segment holds it."""
+        for start, memsz, offset, filesz in self.segments:
+            if start <= vaddr < start + max(memsz, filesz):
+                return vaddr - start + offset
+        return None
+
+
+def _err(cls: type[AttachError], err: int, message: str, context: str, **kw: Any) -> AttachError:
+    return cls(err, message, context=context, **kw)
+
+
+def _check_file(path: str, context: str) -> None:
+    if not os.path.exists(path):
+        raise _err(AttachError, errno.ENOENT, f"no such file: {path}", context)
+    if os.path.isdir(path):
+        raise _err(AttachError, errno.EISDIR, f"{path} is a directory, not an ELF binary", context)
+    if not os.access(path, os.R_OK):
+        raise _err(AttachError, errno.EACCES, f"{path} is not readable", context)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise _err(AttachError, errno.ENOEXEC, f"{path} is not an ELF file", f"read symbols of {path}")
+        f.seek(0)
+        try:
+            elf = ELFFile(f)
+            segments = tuple(
+                (int(s["p_vaddr"]), int(s["p_memsz"]), int(s["p_offset"]), int(s["p_filesz"]))
+                for s in elf.iter_segments()
+                if s["p_type"] == "PT_LOAD"
+            )
+            info = _ElfBuilder(path, segments)
+            has_symtab = False
+            for name in (".symtab", ".dynsym"):
+                section = elf.get_section_by_name(name)
+                if not isinstance(section, SymbolTableSection):
+                    continue
+                has_symtab = has_symtab or name == ".symtab"
+                info.add_table(section)
+            is_go = any(
+                elf.get_section_by_name(n) is not None for n in (".go.buildinfo", ".gopclntab", ".note.go.buildid")
+            )
+            return ElfInfo(path, info.symbols(), has_symtab, is_go, str(elf["e_machine"]), segments)
+        except ELFError as exc:
+            raise _err(
+                AttachError, errno.ENOEXEC, f"{path} is not a valid ELF file ({exc})", f"read symbols of {path}"
+            ) from None
+
+
+class _ElfBuilder:
+    def __init__(self, path: str, segments: tuple[tuple[int, int, int, int], ...]) -> None:
+        self.path = path
+        self.segments = segments
+        self.seen: dict[tuple[str, int], Symbol] = {}
+
+    def add_table(self, section: SymbolTableSection) -> None:
+        for sym in section.iter_symbols():
+            if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or sym["st_shndx"] == "SHN_UNDEF":
+                continue
+            value = int(sym["st_value"])
+            name = sym.name
+            if not value or not name:
+                continue
+            name = name.split("@", 1)[0]
+            key = (name, value)
+            if key in self.seen:
+                continue
+            offset = self._offset(value)
+            if offset is None:
+                continue
+            self.seen[key] = Symbol(name, demangle(name), offset, int(sym["st_size"]), self.path, value)
+
+    def _offset(self, vaddr: int) -> int | None:
+        for start, memsz, offset, filesz in self.segments:
+            if start <= vaddr < start + max(memsz, filesz):
+                return vaddr - start + offset
+        return None
+
+    def symbols(self) -> tuple[Symbol, ...]:
+        return tuple(sorted(self.seen.values(), key=lambda s: (s.offset, s.name)))
+
+
+def elf_info(path: str) -> ElfInfo:
+    """Parses ``path`` (cached while the file is unchanged). Raises AttachError for a missing, non-ELF file."""
+    context = f"read symbols of {path}"
+    _check_file(path, context)
+    st = os.stat(path)
+    return _load(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def is_go_binary(binary: str | os.PathLike[str], pid: int | None = None) -> bool:
+    """True when ``binary`` was built by the Go toolchain."""
+    return elf_info(resolve_binary(binary, pid)).is_go
+
+
+# --- binary resolution ---------------------------------------------------------
+
+_STANDARD_DIRS = (
+    "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+    "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib",
+)  # fmt: skip
+
+_ARCH_TAGS = {"x86_64": "x86-64", "aarch64": "AArch64"}
+
+
+@functools.lru_cache(maxsize=1)
+def _ld_cache() -> tuple[tuple[str, str], ...]:
+    """(soname, path) pairs from ``ldconfig -p`` for this machine's architecture."""
+    ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else None)
+    if ldconfig is None:
+        return ()
+    try:
+        out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    tag = _ARCH_TAGS.get(os.uname().machine, "")
+    pairs = []
+    for line in out.splitlines():
+        match = re.match(r"\s+(\S+) \(([^)]*)\) => (\S+)", line)
+        if match and (not tag or tag in match[2] or "," not in match[2]):
+            pairs.append((match[1], match[3]))
+    return tuple(pairs)
+
+
+def _library_matches(name: str, filename: str) -> bool:
+    """True when ``filename`` is the library ``name`` (``libc``, ``libc.so``, ``libc.so.6``, ``c``)."""
+    if filename == name:
+        return True
+    stem = name if name.startswith("lib") or ".so" in name else f"lib{name}"
+    if ".so" in stem:
+        return filename.startswith(stem + ".") or filename == stem
+    return filename.startswith(stem + ".so") or filename.startswith(stem + "-")
+
+
+def _find_library(name: str) -> str | None:
+    for soname, path in _ld_cache():
+        if soname == name and os.path.exists(path):
+            return path
+    for soname, path in _ld_cache():
+        if _library_matches(name, soname) and os.path.exists(path):
+            return path
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d] + list(_STANDARD_DIRS)
+    for directory in dirs:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    for directory in dirs:
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if _library_matches(name, entry) and os.path.isfile(os.path.join(directory, entry)):
+                return os.path.join(directory, entry)
+    return None
+
+
+def _process_root(pid: int) -> str:
+    """The prefix that opens files as process ``pid`` sees them: "" when it shares our mount namespace and root."""
+    root = f"/proc/{pid}/root"
+    try:
+        same_ns = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        theirs, ours = os.stat(root), os.stat("/")
+        if same_ns and (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            return ""
+    except OSError:
+        pass
+    return root
+
+
+def _check_pid(pid: int, context: str) -> int:
+    real = os.getpid() if pid == 0 else pid
+    if not isinstance(pid, int) or pid < -1:
+        raise _err(
+            AttachError, errno.EINVAL, f"pid must be -1 (every process), 0 (this one) or a pid, not {pid!r}", context
+        )
+    if real > 0 and not os.path.exists(f"/proc/{real}"):
+        raise _err(AttachError, errno.ESRCH, f"no process with pid {pid}", context)
+    return real
+
+
+def _mapped_files(pid: int) -> list[str]:
+    paths: list[str] = []
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    path = parts[5].rstrip("\n").removesuffix(" (deleted)")
+                    if path not in paths:
+                        paths.append(path)
+    except OSError:
+        pass
+    return paths
+
+
+def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> str:
+    """The absolute path of the file ``binary`` names, as a uprobe needs it.
+
+    ``binary`` is a path or a library name (``libc.so.6``, ``libc``) found as
+    the dynamic loader would; a bare program name is then looked up in PATH.
+    With ``pid`` (> 0) a library name is looked up in the process's mappings
+    and every path is opened through ``/proc/PID/root``. Raises
+    :class:`~pyprobe.AttachError` (ENOENT, EISDIR, ESRCH) naming the binary.
+    """
+    name = os.fspath(binary)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"binary must be a non-empty path or library name, not {binary!r}")
+    context = f"find binary '{name}'" + (f" for pid {pid}" if pid not in (None, -1) else "")
+    real_pid = _check_pid(pid, context) if pid is not None and pid != -1 else -1
+    if "/" in name:
+        if real_pid > 0 and os.path.isabs(name):
+            root = _process_root(real_pid)
+            path = root + name if os.path.exists(root + name) else name
+        else:
+            path = os.path.abspath(name)
+        _check_file(path, context)
+        return path
+    if real_pid > 0:
+        for mapped in _mapped_files(real_pid):
+            if _library_matches(name, os.path.basename(mapped)):
+                path = _process_root(real_pid) + mapped
+                _check_file(path, context)
+                return path
+    found = _find_library(name) or shutil.which(name)
+    if found is None:
+        where = f" (nor mapped by pid {pid})" if real_pid > 0 else ""
+        raise _err(
+            AttachError, errno.ENOENT,
+            f"no file, library or program named '{name}' (searched ld.so.cache, the standard library "
+            f"directories and PATH){where}",
+            context,
+        )  # fmt: skip
+    path = found
+    if real_pid > 0 and os.path.exists(_process_root(real_pid) + path):
+        path = _process_root(real_pid) + path
+    _check_file(path, context)
+    return os.path.abspath(path)
+
+
+# --- symbol lookup -----------------------------------------------------------------
+
+
+def _stripped_hint(info: ElfInfo) -> str:
+    if info.has_symtab:
+        return ""
+    return "the binary is stripped (no .symtab; only exported functions can be found): use a build with symbols"
+
+
+def resolve(binary: str | os.PathLike[str], name: str, pid: int | None = None) -> Symbol:
+    """The function ``name`` in ``binary``: exact symbol, demangled name, or unambiguous bare name.
+
+    Raises :class:`~pyprobe.SymbolNotFoundError` naming the binary and the
+    name, :class:`~pyprobe.AmbiguousSymbolError` (``.candidates``) when a bare
+    name matches functions at several addresses, :class:`~pyprobe.AttachError`
+    for a missing or non-ELF binary. Reads the file (cached while unchanged).
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"function name must be a non-empty str, not {name!r}")
+    path = resolve_binary(binary, pid)
+    info = elf_info(path)
+    context = f"find function '{name}' in {path}"
+    for table in info.index:
+        matches = table.get(name, [])
+        if not matches:
+            continue
+        by_offset: dict[int, Symbol] = {}
+        for sym in matches:
+            by_offset.setdefault(sym.offset, sym)
+        if len(by_offset) == 1:
+            return matches[0]
+        candidates = [f"{s.demangled} [{s.name} at {s.offset:#x}]" for s in by_offset.values()]
+        raise AmbiguousSymbolError(
+            errno.EINVAL, f"'{name}' matches {len(candidates)} functions: {'; '.join(candidates)}",
+            context=context, hint="pass the mangled symbol or the full demangled name", candidates=candidates,
+        )  # fmt: skip
+    raise SymbolNotFoundError(
+        errno.ENOENT, f"no function '{name}' in {path}", context=f"find function in {path}", hint=_stripped_hint(info)
+    )
+
+
+def find(binary: str | os.PathLike[str], pattern: str, pid: int | None = None) -> list[Symbol]:
+    """Functions of ``binary`` whose symbol or demangled name matches the glob ``pattern``, by offset.
+
+    An empty list when none matches; raises :class:`~pyprobe.AttachError` for
+    a missing or non-ELF binary. Aliases (several names at one address) all appear.
+    """
+    if not isinstance(pattern, str) or not pattern:
+        raise TypeError(f"pattern must be a non-empty str, not {pattern!r}")
+    info = elf_info(resolve_binary(binary, pid))
+    regex = re.compile(fnmatch.translate(pattern))
+    return [s for s in info.symbols if regex.match(s.name) or regex.match(s.demangled) or regex.match(s.bare)]
