@@ -11,6 +11,7 @@ from pyprobe import _log
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.btf import Btf
+from pyprobe.enums import AttachType, ProgramType
 from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
 from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
@@ -197,11 +198,27 @@ class BpfObject(Resource):
             if type(exc) is LoadError:
                 return LoadError(err, message, context=context, hint=hint, log=log, program=program)
             return exc
+        if err == errno.EPERM and (feature := self._feature_of(program)):
+            from pyprobe import features
+
+            status = features.probe(feature)
+            if not status.available:
+                return UnsupportedError(err, f"{feature} programs are refused: {status.reason}", context=context)
         exc = error_from_errno(err, context, LoadError, log=log, program=program)
         if isinstance(exc, UnsupportedError | LoadError):
             exc.__dict__.setdefault("log", log)
             exc.__dict__.setdefault("program", program)
         return exc
+
+    def _feature_of(self, program: str) -> str | None:
+        """The kernel feature (pyprobe.features name) a program of this object needs beyond plain BPF."""
+        prog = self.programs.get(program)
+        if prog is None:
+            return None
+        ptype = prog.type
+        if ptype is ProgramType.TRACING:
+            return _TRACING_FEATURES.get(prog.attach_type)
+        return {ProgramType.EXT: "freplace", ProgramType.LSM: "lsm"}.get(ptype)
 
     def attach(self) -> list[Link]:
         """Attaches every loaded program whose SEC name gives a full target; returns the new links.
@@ -240,6 +257,14 @@ class BpfObject(Resource):
 
     def __repr__(self) -> str:
         return f"<BpfObject {self.name!r} {self.state} programs={list(self.programs)} maps={list(self.maps)}>"
+
+
+_TRACING_FEATURES = {
+    AttachType.TRACE_FENTRY: "fentry",
+    AttachType.TRACE_FEXIT: "fexit",
+    AttachType.MODIFY_RETURN: "fmod_ret",
+    AttachType.TRACE_RAW_TP: "tp_btf",
+}
 
 
 def _verifier_summary(log: str) -> str:
