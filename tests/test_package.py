@@ -37,3 +37,14 @@ def test_import_in_a_fresh_interpreter_is_quiet() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
+
+
+@pytest.mark.bpf
+def test_every_shipped_probe_loads() -> None:
+    """Each precompiled probe loads on the running kernel (CO-RE relocations included)."""
+    probes = sorted((Path(pyprobe.__file__).parent / "bpf").glob("*.bpf.o"))
+    assert {p.name for p in probes} >= {"demo.bpf.o", "selftest.bpf.o", "functrace.bpf.o", "funclatency.bpf.o"}
+    for path in probes:
+        with pyprobe.load(path) as obj:
+            assert obj.state == "loaded"
+            assert all(prog.fd >= 0 for prog in obj.programs.values()), path.name
