@@ -10,7 +10,6 @@ are kept in order and come first next time: nothing is dropped silently.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import select
@@ -204,6 +203,8 @@ class EventReader(Resource):
         seconds for producers that submit without waking the reader.
         """
         wait = check_timeout(timeout, "aevents()")
+        import asyncio
+
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         fd = self.fileno()

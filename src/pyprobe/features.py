@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import errno
 import functools
-import gzip
 import os
-import platform
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +100,7 @@ FEATURES: dict[str, Feature] = {
 @functools.cache
 def kernel_version() -> tuple[int, int, int]:
     """The running kernel's version, e.g. ``(6, 1, 0)``."""
-    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", platform.release())
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)
     if not match:
         return (0, 0, 0)
     return (int(match[1]), int(match[2]), int(match[3] or 0))
@@ -113,11 +111,13 @@ def kernel_config() -> dict[str, str] | None:
     """The running kernel's config (``/proc/config.gz`` or ``/boot/config-RELEASE``), or None if unreadable."""
     text = None
     try:
+        import gzip
+
         with gzip.open("/proc/config.gz", "rt") as f:
             text = f.read()
     except OSError:
         try:
-            with open(f"/boot/config-{platform.release()}") as f:
+            with open(f"/boot/config-{os.uname().release}") as f:
                 text = f.read()
         except OSError:
             return None
@@ -132,7 +132,7 @@ def kernel_config() -> dict[str, str] | None:
 
 
 def _config_source() -> str:
-    return "/proc/config.gz" if os.path.exists("/proc/config.gz") else f"/boot/config-{platform.release()}"
+    return "/proc/config.gz" if os.path.exists("/proc/config.gz") else f"/boot/config-{os.uname().release}"
 
 
 def _missing_config(feature: Feature) -> str | None:

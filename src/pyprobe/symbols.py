@@ -23,13 +23,11 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+if TYPE_CHECKING:
+    from elftools.elf.sections import SymbolTableSection
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
@@ -140,6 +138,10 @@ def _check_file(path: str, context: str) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
     with open(path, "rb") as f:
         if f.read(4) != b"\x7fELF":
             raise _err(AttachError, errno.ENOEXEC, f"{path} is not an ELF file", f"read symbols of {path}")
@@ -231,6 +233,8 @@ def _ld_cache() -> tuple[tuple[str, str], ...]:
     ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else None)
     if ldconfig is None:
         return ()
+    import subprocess
+
     try:
         out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
