@@ -10,7 +10,6 @@ are kept in order and come first next time: nothing is dropped silently.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import select
@@ -203,6 +202,8 @@ class EventReader(Resource):
         the loop and runs no thread. Also drains every ``drain_interval``
         seconds for producers that submit without waking the reader.
         """
+        import asyncio  # only here: importing asyncio costs about 20 ms
+
         wait = check_timeout(timeout, "aevents()")
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()

@@ -11,9 +11,6 @@ import os
 import struct
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from pyprobe.errors import AttachError
 from pyprobe.symbols import elf_info, resolve_binary
 
@@ -67,6 +64,9 @@ def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtP
     Reads the ``.note.stapsdt`` ELF notes; an empty list when there are none.
     Raises :class:`~pyprobe.AttachError` for a missing, unreadable or non-ELF binary.
     """
+    from elftools.common.exceptions import ELFError  # imported on first use (about 40 ms)
+    from elftools.elf.elffile import ELFFile
+
     path = resolve_binary(binary, pid)
     info = elf_info(path)  # checks the file and that it is ELF
     try:
@@ -115,6 +115,8 @@ def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtP
 
 def _semaphore_offset(path: str, vaddr: int) -> int:
     """File offset of a semaphore in a data section (as the kernel's uprobe ref_ctr_offset wants it)."""
+    from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as f:
         elf = ELFFile(f)
         for section in elf.iter_sections():
