@@ -32,10 +32,14 @@ MAX_STRS = 4
 FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
 DRAIN_INTERVAL = 0.02
 """Seconds between looks at the ring: events are submitted without waking the reader."""
+BATCH = 4096
+"""Events decoded at a time: bounds the memory a burst of calls costs (each event is 664 bytes)."""
+RING_BYTES = 1 << 22
+"""The ring's size (6000 events): with a wakeup once 64 KiB wait, a burst of 20000 calls loses none."""
 MULTI_THRESHOLD = 4
+"""More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
 NO_RETURN = frozenset({"_start"})
 """Entry points that never return; a glob skips them (see find_functions)."""
-"""More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
 
 
 def add_symbol_hint(exc: pyprobe.AttachError, spec: ProbeSpec) -> pyprobe.AttachError:
@@ -286,6 +290,7 @@ class Tracer:
             wanted["functrace_entry_multi"] = wanted["functrace_return_multi"] = any(m for m, _ in plan.values())
             for name, prog in obj.programs.items():
                 prog.autoload = wanted.get(name, False)
+            obj.maps["events"].max_entries = RING_BYTES
             obj.load()
             funcs = obj.maps["funcs"]
             assert isinstance(funcs, pyprobe.ArrayMap)
@@ -355,7 +360,7 @@ class Tracer:
         funcs = self.functions
         nfuncs = len(funcs)
         while True:
-            batch = self._reader.read_batch(65536, timeout=timeout)
+            batch = self._reader.read_batch(BATCH, timeout=timeout)
             if not len(batch):
                 break
             timeout = 0
