@@ -177,3 +177,44 @@ def test_ctrl_c_detaches_and_prints_a_summary() -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert re.search(r"\d+ events, 0 lost \((interrupted|command exited[^)]*)\)", err), err
+
+
+def test_usdt_probes_print_their_arguments() -> None:
+    ut = target("usdt_target")
+    gated = f"u:{ut}:pyprobe_test:gated(long i, int neg)"
+    out = pyprobe("trace", "--json", "-c", f"{ut} 3 1000", f"u:{ut}:pyprobe_test:tick", gated)
+    assert out.returncode == 0, out.stderr
+    evs = events(out.stdout)
+    ticks = [e["args"] for e in evs if e["function"] == "pyprobe_test:tick"]
+    hits = [e["args"] for e in evs if e["function"] == "pyprobe_test:gated"]
+    assert ticks == [{"arg1": i, "arg2": i, "arg3": 10**12 + i} for i in range(3)]
+    assert hits == [{"i": i, "neg": -i} for i in range(3)]  # libbpf raised the probe's semaphore
+    assert all("ret" not in e and e["comm"] == "usdt_target" for e in evs)
+
+
+def test_unknown_usdt_probe_exits_2_and_names_the_listing() -> None:
+    ut = target("usdt_target")
+    out = pyprobe("trace", f"u:{ut}:pyprobe_test:nope")
+    assert out.returncode == 2
+    assert "pyprobe_test:tick" in out.stderr and f"pyprobe list usdt {ut}" in out.stderr
+
+
+def test_glob_over_many_functions_attaches_one_uprobe_multi_link_per_direction() -> None:
+    st = target("strtarget")
+    out = pyprobe("trace", "--json", "-c", f"{st} 2 1000", "*")
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"Tracing (\d+) function\(s\) with (\d+) probe\(s\)", out.stderr)
+    assert m and int(m[1]) > 4 and int(m[2]) == 2, out.stderr
+    evs = events(out.stdout)
+    assert [e["ret"] for e in evs if e["function"] == "st_eight"] == [36, 37]
+    assert [e["ret"] for e in evs if e["function"] == "st_greet"] == [5, 4]
+    assert sorted(e["ret"] for e in evs if e["function"] == "st_depth") == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert "_start" not in {e["function"] for e in evs}  # a return probe there would overwrite argc
+
+
+def test_funclatency_glob_over_many_functions_counts_every_call() -> None:
+    st = target("strtarget")
+    out = pyprobe("funclatency", "-c", f"{st} 5 100", f"{st}:*")
+    assert out.returncode == 0, out.stderr
+    counts = dict(re.findall(r"^total (\w+) \(.*?\):\n(?:.*\n)*?count (\d+),", out.stdout, re.M))
+    assert (counts.get("st_eight"), counts.get("st_depth"), counts.get("main")) == ("5", "20", "1"), out.stdout

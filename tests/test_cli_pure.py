@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pyprobe.cli import _compat, _hist
+from pyprobe.cli import _hist
 from pyprobe.cli.main import EXIT_USAGE, main
 
 
@@ -31,13 +31,22 @@ def test_render_trims_to_used_slots_and_scales_bars() -> None:
     assert _hist.summary(slots, 6, 60).startswith("count 6, avg 10ns, p50 <= 15ns")
 
 
-def test_trace_pipe_lines_parse() -> None:
-    line = "          utest-1234    [001] d..31  5123.456789: bpf_trace_printk: hello world: 42\n"
-    parsed = _compat.parse_trace_line(line)
-    assert parsed == _compat.TraceLine("utest", 1234, 1, 5123.456789, "hello world: 42")
-    tgid = "   <...>-77    (     77) [000] ....  1.000001: bpf_trace_printk: x"
-    assert _compat.parse_trace_line(tgid) == _compat.TraceLine("<...>", 77, 0, 1.000001, "x")
-    assert _compat.parse_trace_line("# tracer: nop") is None
+def test_commands_import_only_what_they_run() -> None:
+    code = (
+        "import sys; from pyprobe.cli.main import build_parser; build_parser('printk'); "
+        "print(sorted(m for m in sys.modules if m.startswith('pyprobe.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = eval(out.stdout)
+    assert "pyprobe.cli.printk" in loaded
+    assert not {"pyprobe.cli.trace", "pyprobe.cli.funclatency", "pyprobe.cli.gen", "pyprobe.cli.listing"} & set(loaded)
+
+
+def test_help_lists_every_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "pyprobe", "--help"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0
+    for command in ("demo", "trace", "funclatency", "run", "list", "gen", "printk"):
+        assert command in out.stdout
 
 
 def test_bad_probe_is_a_usage_error(capsys: object) -> None:

@@ -6,13 +6,17 @@
  * function's config marks as `char *`, into a per-thread stack of frames.
  * Return: pops the frame of the same thread (nested and recursive calls pair
  * correctly) and emits one event with the arguments, the return value and the
- * latency. Events go to a ring buffer without waking the reader: the reader
- * drains on a timer, so a traced call never pays for a wakeup.
+ * latency. USDT probes: one event per hit with the probe's arguments.
+ * Events go to a ring buffer without waking the reader (pyprobe_ringbuf_submit:
+ * a wakeup only when 64 KiB are waiting); the reader drains on a timer, so a
+ * traced call never pays for a wakeup.
  *
- * Each program comes twice: SEC("uprobe") for one link per function and
+ * Each uprobe program comes twice: SEC("uprobe") for one link per function and
  * SEC("uprobe.multi") for one link for many (Linux 6.6); user space keeps one
  * pair with autoload. */
 #include <pyprobe/common.h>
+#include <pyprobe/ringbuf.h>
+#include <bpf/usdt.bpf.h>
 #include "functrace.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -23,6 +27,9 @@ struct {
     __type(key, __u32);
     __type(value, struct ft_config);
 } funcs SEC(".maps");
+
+/* Keeps struct ft_event in the object's BTF, for readers that decode events by type name. */
+const struct ft_event *unused_ft_event __attribute__((unused));
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -119,7 +126,7 @@ static __always_inline int on_entry(struct pt_regs *ctx)
         e->ret = 0;
         bpf_get_current_comm(e->comm, sizeof(e->comm));
         record_args(ctx, cfg, e->args, e->strs);
-        bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
         return 0;
     }
 
@@ -201,7 +208,7 @@ static __always_inline int on_return(struct pt_regs *ctx)
     }
     if (f)
         bpf_map_delete_elem(&frames, &key);
-    bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
     return 0;
 }
 
@@ -227,4 +234,50 @@ SEC("uretprobe.multi")
 int functrace_return_multi(struct pt_regs *ctx)
 {
     return on_return(ctx);
+}
+
+/* A USDT probe: one event with its arguments (bpf_usdt_arg), the cookie as for uprobes. */
+SEC("usdt")
+int functrace_usdt(struct pt_regs *ctx)
+{
+    __u32 cookie = (__u32)bpf_usdt_cookie(ctx);
+    const struct ft_config *cfg = bpf_map_lookup_elem(&funcs, &cookie);
+    __u64 id = bpf_get_current_pid_tgid();
+    int n = bpf_usdt_arg_cnt(ctx);
+
+    if (!cfg)
+        return 0;
+    struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+    if (!e) {
+        count_lost(0);
+        return 0;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->latency_ns = 0;
+    e->pid = id >> 32;
+    e->tid = (__u32)id;
+    e->cookie = cookie;
+    e->flags = FT_EV_ENTRY | FT_EV_ARGS;
+    e->ret = 0;
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    for (int i = 0; i < FT_MAX_ARGS; i++) {
+        long v = 0;
+
+        if (i < n && bpf_usdt_arg(ctx, i, &v))
+            v = 0;
+        e->args[i] = v;
+    }
+#pragma unroll
+    for (int s = 0; s < FT_MAX_STRS; s++) {
+        int idx = cfg->str_arg[s];
+
+        e->strs[s][0] = 0;
+        if (idx < 0 || idx >= FT_MAX_ARGS)
+            continue;
+        if (bpf_probe_read_user_str(e->strs[s], FT_STR_LEN, (void *)e->args[idx]) < 0)
+            e->strs[s][0] = 0;
+    }
+    pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
+    return 0;
 }

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from pyprobe import features, perf_event, symbols, usdt
+from pyprobe import features, perf_event, symbols, system, usdt
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
 from pyprobe.batch import Batch
@@ -63,6 +63,7 @@ from pyprobe.object import BpfObject, load, open
 from pyprobe.perfbuf import PerfBuffer
 from pyprobe.program import Program, TestRunResult
 from pyprobe.ringbuf import RingBuffer
+from pyprobe.skeleton import Skeleton
 from pyprobe.tracefs import TraceLine, trace_pipe
 
 __version__ = "0.1.0"
@@ -109,6 +110,7 @@ __all__ = [
     "StackTraceMap",
     "PerfBuffer",
     "RingBuffer",
+    "Skeleton",
     "SymbolNotFoundError",
     "TestRunResult",
     "TraceLine",
@@ -130,5 +132,6 @@ __all__ = [
     "trace_pipe",
     "perf_event",
     "symbols",
+    "system",
     "usdt",
 ]

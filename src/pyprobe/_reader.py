@@ -202,6 +202,8 @@ class EventReader(Resource):
         the loop and runs no thread. Also drains every ``drain_interval``
         seconds for producers that submit without waking the reader.
         """
+        import asyncio  # only here: importing asyncio costs about 20 ms
+
         wait = check_timeout(timeout, "aevents()")
         import asyncio
 

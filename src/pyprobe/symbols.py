@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 from pyprobe._ffi import ffi, lib
 from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
 
+if TYPE_CHECKING:
+    from elftools.elf.sections import SymbolTableSection
+
 __all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
 
 
@@ -138,6 +141,7 @@ def _check_file(path: str, context: str) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
+    # pyelftools is imported on first use: it costs about 40 ms, which commands that read no ELF file skip
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection

@@ -8,7 +8,6 @@ call. The histogram is printed per interval and for the whole run.
 from __future__ import annotations
 
 import argparse
-import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -17,15 +16,15 @@ from typing import Any
 
 import pyprobe
 from pyprobe._data import probe_path
-from pyprobe.cli import _compat, _hist
+from pyprobe.cli import _hist
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import ProbeSpec
-from pyprobe.cli.trace import resolve_specs
+from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, resolve_specs, split_multi
+from pyprobe.symbols import Symbol
 
 __all__ = ["Histogram", "LatencyTracer", "add_parser", "run"]
 
-SLOTS = 64
-HIST = struct.Struct(f"<{SLOTS}QQQ")  # struct fl_hist in bpf/probes/funclatency.h
+SLOTS = 64  # FL_SLOTS in bpf/probes/funclatency.h
 MAX_FUNCS = 256
 
 
@@ -46,70 +45,71 @@ EMPTY = Histogram([0] * SLOTS, 0, 0)
 
 
 class LatencyTracer:
-    """Loads funclatency and attaches it to each function the PROBEs name; owns the object and links."""
+    """Loads funclatency and attaches it to each function the PROBEs name; owns the object and its links.
+
+    Raises what :class:`pyprobe.cli.trace.Tracer` raises, and ValueError for
+    a PROBE that is not ``BINARY:FUNC`` or more than MAX_FUNCS functions.
+    """
 
     def __init__(self, specs: Sequence[ProbeSpec], *, pid: int = -1, status: Status | None = None) -> None:
         status = status or Status()
-        self.functions: list[_compat.FuncSymbol] = []
+        self.functions: list[Symbol] = []
+        seen: set[tuple[str, int]] = set()
         for spec in specs:
             if spec.kind != "call":
                 raise ValueError(f"{spec.text!r}: funclatency takes BINARY:FUNC probes")
-            lookup_pid = pid if pid > 0 else None
-            if spec.is_glob:
-                found = _compat.find_symbols(spec.binary, spec.function, pid=lookup_pid)
-                if not found:
-                    raise pyprobe.SymbolNotFoundError(2, f"no function matches {spec.function!r}",
-                                                      context=f"funclatency {spec.text}")  # fmt: skip
-                self.functions.extend(found)
-            else:
-                self.functions.append(_compat.resolve_symbol(spec.binary, spec.function, pid=lookup_pid))
+            for sym in find_functions(spec, pid if pid > 0 else None):
+                if (sym.binary, sym.offset) not in seen:
+                    seen.add((sym.binary, sym.offset))
+                    self.functions.append(sym)
         if len(self.functions) > MAX_FUNCS:
             raise ValueError(f"{len(self.functions)} functions: funclatency keeps at most {MAX_FUNCS}")
-        self._links: list[Any] = []
+        by_binary: dict[str, list[int]] = {}
+        for i, f in enumerate(self.functions):
+            by_binary.setdefault(f.binary, []).append(i)
+        plan: dict[str, tuple[list[int], list[int]]] = {}
+        for binary, idx in by_binary.items():
+            if len(idx) > MULTI_THRESHOLD:
+                multi, single = split_multi(binary, [self.functions[i] for i in idx])
+                plan[binary] = ([idx[i] for i in multi], [idx[i] for i in single])
+            else:
+                plan[binary] = ([], idx)
         self._obj = obj = pyprobe.open(probe_path("funclatency"))
         try:
-            multi = len(self.functions) > 4 and hasattr(obj.programs["funclatency_entry"], "attach_uprobe_multi")
+            use_multi = any(m for m, _ in plan.values())
+            use_single = any(s for _, s in plan.values())
             for name, prog in obj.programs.items():
-                prog.autoload = name.endswith("_multi") == multi
+                prog.autoload = use_multi if name.endswith("_multi") else use_single
             obj.load()
-            entry: Any = obj.programs["funclatency_entry_multi" if multi else "funclatency_entry"]
-            ret: Any = obj.programs["funclatency_return_multi" if multi else "funclatency_return"]
-            if multi:
-                by_binary: dict[str, list[int]] = {}
-                for i, f in enumerate(self.functions):
-                    by_binary.setdefault(f.binary, []).append(i)
-                for binary, idx in by_binary.items():
-                    status.update(f"attaching {len(idx)} functions in {binary}...")
-                    for prog, retprobe in ((entry, False), (ret, True)):
-                        self._links.append(
-                            prog.attach_uprobe_multi(
-                                binary, [self.functions[i].name for i in idx], pid=pid, retprobe=retprobe, cookies=idx
-                            )
-                        )
-            else:
-                for i, f in enumerate(self.functions):
-                    status.update(f"attaching {i + 1}/{len(self.functions)}: {_compat._bare(f.demangled)}")
-                    for prog, retprobe in ((entry, False), (ret, True)):
-                        self._links.append(prog.attach_uprobe(f.binary, None, offset=f.offset, pid=pid,
-                                                              retprobe=retprobe, cookie=i))  # fmt: skip
+            for binary, (multi, single) in plan.items():
+                if multi:
+                    status.update(f"attaching {len(multi)} functions in {binary} with one uprobe_multi link...")
+                    for retprobe in (False, True):
+                        prog = obj.programs["funclatency_return_multi" if retprobe else "funclatency_entry_multi"]
+                        prog.attach_uprobe_multi(binary, [self.functions[i].name for i in multi], pid=pid,
+                                                 retprobe=retprobe, cookies=multi)  # fmt: skip
+                for n, i in enumerate(single):
+                    f = self.functions[i]
+                    status.update(f"attaching {n + 1}/{len(single)}: {f.bare} in {binary}")
+                    obj.programs["funclatency_entry"].attach_uprobe(binary, None, offset=f.offset, pid=pid, cookie=i)
+                    obj.programs["funclatency_return"].attach_uretprobe(binary, None, offset=f.offset, pid=pid,
+                                                                        cookie=i)  # fmt: skip
         except BaseException:
             obj.close()
             raise
 
     def histograms(self) -> list[Histogram]:
-        """The current histogram of each function (cumulative since attach)."""
+        """The current histogram of each function (cumulative since attach), read from the ``hists`` map."""
         hists = self._obj.maps["hists"]
+        assert isinstance(hists, pyprobe.ArrayMap)
         out = []
         for i in range(len(self.functions)):
-            *slots, count, total = HIST.unpack(hists.lookup_bytes(struct.pack("<I", i)) or bytes(HIST.size))
-            out.append(Histogram(list(slots), count, total))
+            h = hists[i]
+            out.append(Histogram(list(h.slots), int(h.count), int(h.total_ns)))
         return out
 
     def close(self) -> None:
-        """Detaches the probes and frees the object."""
-        for link in self._links:
-            link.detach()
-        self._links = []
+        """Detaches the probes and frees the object (the object owns the links)."""
         self._obj.close()
 
     def __enter__(self) -> LatencyTracer:
@@ -133,7 +133,7 @@ def add_parser(sub: Any) -> None:
 def _print(tracer: LatencyTracer, hists: list[Histogram], title: str) -> None:
     out = []
     for f, h in zip(tracer.functions, hists, strict=True):
-        out.append(f"\n{title} {_compat._bare(f.demangled)} ({f.binary}):\n")
+        out.append(f"\n{title} {f.bare} ({f.binary}):\n")
         out.append(_hist.render(h.slots))
         out.append(_hist.summary(h.slots, h.count, h.total_ns) + "\n")
     sys.stdout.write("".join(out))

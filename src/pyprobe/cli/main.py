@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import sys
 from collections.abc import Sequence
 
 import pyprobe
-from pyprobe.cli import demo, funclatency, listing, printk, runobj, trace
 from pyprobe.cli.probespec import ProbeSyntaxError
 
 EXIT_OK = 0
@@ -23,18 +23,33 @@ EXIT_UNSUPPORTED = 69
 EXIT_PERMISSION = 77
 
 PERMISSION_HINT = "run as root or grant CAP_BPF and CAP_PERFMON"
+_BAD_TARGET = (errno.ENOENT, errno.EISDIR, errno.ENOEXEC, errno.ESRCH)
 
 
-def build_parser() -> argparse.ArgumentParser:
+SYMBOL_HINT = "see the functions with `pyprobe list symbols BINARY`"
+
+COMMANDS = {
+    "demo": ("demo", "trace the bundled target's functions (the default command)"),
+    "trace": ("trace", "print each call of functions: arguments, return value, latency"),
+    "funclatency": ("funclatency", "log2 histogram of function latency"),
+    "run": ("runobj", "load an object, auto-attach, stream ring buffer events and bpf_printk"),
+    "list": ("listing", "list symbols, USDT probes, loaded programs or maps"),
+    "gen": ("gen", "generate code for an object (a typed skeleton module)"),
+    "printk": ("printk", "follow bpf_printk output (trace_pipe)"),
+}
+"""command -> (module in pyprobe.cli, help). Only the module of the command run is imported."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``command``, only that command's module is imported (its full options)."""
     parser = argparse.ArgumentParser(prog="pyprobe", description="Load, attach and watch eBPF probes.")
     parser.add_argument("--version", action="version", version=f"pyprobe {pyprobe.__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
-    demo.add_parser(sub)
-    trace.add_parser(sub)
-    funclatency.add_parser(sub)
-    runobj.add_parser(sub)
-    listing.add_parser(sub)
-    printk.add_parser(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"pyprobe.cli.{module}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
@@ -47,10 +62,10 @@ def _error(message: object, code: int, hint: str = "") -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit code per error kind)
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or (words[0].startswith("-") and words[0] not in ("-h", "--help", "--version")):
         words = ["demo", *words]  # the demo is the default command, with its own options
+    parser = build_parser(words[0] if words[0] in COMMANDS else None)
     args = parser.parse_args(words)
     try:
         return int(args.run(args))
@@ -62,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit c
     except (ProbeSyntaxError, ValueError, FileNotFoundError, ProcessLookupError) as exc:
         return _error(exc, EXIT_USAGE)
     except (pyprobe.SymbolNotFoundError, pyprobe.AmbiguousSymbolError) as exc:
-        return _error(exc, EXIT_USAGE)
+        return _error(exc, EXIT_USAGE, "" if "pyprobe list" in str(exc) else SYMBOL_HINT)
     except pyprobe.BpfPermissionError as exc:
         return _error(exc, EXIT_PERMISSION, PERMISSION_HINT)
     except pyprobe.UnsupportedError as exc:
@@ -70,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit c
     except pyprobe.BpfError as exc:
         if exc.errno in (errno.EPERM, errno.EACCES):
             return _error(exc, EXIT_PERMISSION, PERMISSION_HINT)
+        if isinstance(exc, pyprobe.AttachError) and exc.errno in _BAD_TARGET:
+            return _error(exc, EXIT_USAGE)  # no such binary, process or probe: what was asked for is wrong
         if isinstance(exc, (pyprobe.LoadError, pyprobe.AttachError)):
             return _error(exc, EXIT_UNSUPPORTED, "the kernel refused it")
         return _error(exc, EXIT_FAILURE)

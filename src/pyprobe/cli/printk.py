@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from pyprobe.cli import _compat
-
 __all__ = ["add_parser", "run"]
 
 
@@ -22,7 +20,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     count = 0
     try:
-        for line in _compat.trace_pipe(timeout=args.timeout):
+        from pyprobe.tracefs import trace_pipe
+
+        for line in trace_pipe(timeout=args.timeout):
             count += 1
             if args.json:
                 doc = {"task": line.task, "pid": line.pid, "cpu": line.cpu, "time": line.timestamp,

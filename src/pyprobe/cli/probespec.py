@@ -6,7 +6,8 @@ Forms::
     BINARY:FUNC(int a, const char *s)   named, typed arguments (more than six come from the stack)
     BINARY:RTYPE FUNC(ARGS)             also types the return value
     r:BINARY:FUNC                       the return only
-    u:BINARY:PROVIDER:NAME              a USDT probe
+    u:BINARY:PROVIDER:NAME              a USDT probe (its arguments typed from its notes)
+    u:BINARY:PROVIDER:NAME(long i, ...) a USDT probe with named, typed arguments
 
 BINARY is split at the first ``:`` so C++ names (``ns::f``) keep theirs; a
 FUNC with ``*`` or ``?`` is a glob over the binary's functions. Parsing is
@@ -181,10 +182,16 @@ def parse_probe(text: str) -> ProbeSpec:
     """Parses one PROBE argument (see the module docstring); raises ProbeSyntaxError."""
     probe = text.strip()
     if probe.startswith("u:"):
-        parts = probe[2:].split(":")
+        head, paren, sig = probe[2:].partition("(")
+        parts = head.strip().split(":")
         if len(parts) != 3 or not all(parts):
-            raise ProbeSyntaxError(f"{text!r}: a USDT probe is u:BINARY:PROVIDER:NAME")
-        return ProbeSpec(text, "usdt", parts[0], provider=parts[1], name=parts[2])
+            raise ProbeSyntaxError(f"{text!r}: a USDT probe is u:BINARY:PROVIDER:NAME or u:BINARY:PROVIDER:NAME(ARGS)")
+        usdt_params: tuple[Param, ...] | None = None
+        if paren:
+            if not sig.rstrip().endswith(")"):
+                raise ProbeSyntaxError(f"{text!r}: the signature must end with ')'")
+            usdt_params = _split_params(sig.rstrip()[:-1], text)
+        return ProbeSpec(text, "usdt", parts[0], provider=parts[1], name=parts[2], params=usdt_params)
     kind = "call"
     if probe.startswith("r:"):
         kind, probe = "return", probe[2:]

@@ -1,22 +1,23 @@
 """``pyprobe run OBJ.bpf.o``: load any object, auto-attach it, stream its events and bpf_printk lines.
 
-Ring buffer records are decoded with ``--event-type NAME`` (a struct in the
-object's BTF) when the installed pyprobe can type BTF structs, and shown as
-hex otherwise. Runs until Ctrl-C or ``--duration``.
+Every ring buffer map of the object is read by one :class:`pyprobe.RingBuffer`;
+records decode to ``--event-type NAME`` (a struct in the object's BTF) or
+show as hex. bpf_printk lines come from :func:`pyprobe.trace_pipe`, followed
+in a background thread. Runs until Ctrl-C or ``--duration``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
+import queue
 import sys
+import threading
 import time
 from typing import Any
 
 import pyprobe
-from pyprobe.cli import _compat
-from pyprobe.enums import MapType
+from pyprobe.btf import to_python
 
 __all__ = ["add_parser", "run"]
 
@@ -30,64 +31,89 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _to_plain(value: object) -> object:
-    if isinstance(value, ctypes.Structure | ctypes.Union):
-        return {name: _to_plain(getattr(value, name)) for name, *_ in value._fields_}
-    if isinstance(value, ctypes.Array):
-        items = list(value)
-        if items and isinstance(items[0], bytes):
-            return b"".join(items).split(b"\0", 1)[0].decode("utf-8", "replace")
-        return [_to_plain(v) for v in items]
+def _plain(value: object) -> object:
+    """JSON-friendly: bytes become text up to the first NUL."""
     if isinstance(value, bytes):
         return value.split(b"\0", 1)[0].decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
-def _decoder(obj: pyprobe.BpfObject, name: str | None) -> Any:
-    if name is None:
-        return None
-    btf = getattr(obj, "btf", None)
-    finder = getattr(btf, "type_by_name", None)
-    if finder is None:
-        print(f"pyprobe: this pyprobe cannot type BTF structs; showing {name} records as hex", file=sys.stderr)
-        return None
-    ctype = finder(name)
-    if ctype is None:
-        raise ValueError(f"no type {name!r} in the BTF of {obj.name}")
-    return ctype
+class _PrintkFollower:
+    """Follows trace_pipe in a daemon thread; :meth:`lines` returns what came since the last call."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[pyprobe.TraceLine | BaseException] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="pyprobe-printk", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for line in pyprobe.trace_pipe(timeout=0.2):
+                    self._queue.put(line)
+                    if self._stop.is_set():
+                        break
+        except Exception as exc:  # reported once by the main thread
+            self._queue.put(exc)
+
+    def lines(self) -> list[pyprobe.TraceLine]:
+        out: list[pyprobe.TraceLine] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            if isinstance(item, BaseException):
+                print(f"pyprobe: no bpf_printk lines: {item}", file=sys.stderr)
+            else:
+                out.append(item)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
 
 
 def run(args: argparse.Namespace) -> int:
     with pyprobe.load(args.object) as obj:
-        decode = _decoder(obj, args.event_type)
+        event_type = None
+        if args.event_type is not None:
+            try:
+                event_type = obj.btf.type_by_name(args.event_type)
+            except LookupError:
+                raise ValueError(f"no type {args.event_type!r} in the BTF of {obj.name}") from None
         links = obj.attach()
-        rings = [(m.name, _compat.Ring(m.fd, m.max_entries)) for m in obj.maps.values() if m.type == MapType.RINGBUF]
-        try:
-            pipe: _compat.PipeReader | None = _compat.PipeReader()
-        except OSError:
-            pipe = None
+        rings = [m for m in obj.maps.values() if isinstance(m, pyprobe.RingBufMap)]
+        reader = pyprobe.RingBuffer(drain_interval=0.05)
+        for m in rings:
+            reader.add(m, event_type=event_type)
+        printk = _PrintkFollower()
         print(f"{obj.name}: {len(links)} program(s) attached, {len(rings)} ring buffer(s); Ctrl-C to end",
               file=sys.stderr)  # fmt: skip
-        seen = printk = 0
+        seen = lines = 0
         start = time.monotonic()
         try:
             while args.duration is None or time.monotonic() - start < args.duration:
-                time.sleep(0.05)
                 out = []
-                for name, ring in rings:
-                    for rec in ring.drain():
-                        raw = bytes(rec)
-                        rec.release()
+                batch = reader.read_batch(timeout=0.05) if rings else None
+                if batch is None:
+                    time.sleep(0.05)
+                else:
+                    for ev in batch:
                         seen += 1
-                        if decode is not None and len(raw) >= ctypes.sizeof(decode):
-                            value = _to_plain(decode.from_buffer_copy(raw[: ctypes.sizeof(decode)]))
-                            out.append(json.dumps({"map": name, "event": value}) if args.json else f"{name}: {value}")
+                        if isinstance(ev, bytes):
+                            out.append(json.dumps({"map": batch.map, "raw": ev.hex()}) if args.json
+                                       else f"{batch.map}: {ev.hex()}")  # fmt: skip
                         else:
-                            out.append(
-                                json.dumps({"map": name, "raw": raw.hex()}) if args.json else f"{name}: {raw.hex()}"
-                            )
-                for line in pipe.read() if pipe else []:
-                    printk += 1
+                            value = _plain(to_python(ev))
+                            out.append(json.dumps({"map": batch.map, "event": value}) if args.json
+                                       else f"{batch.map}: {value}")  # fmt: skip
+                for line in printk.lines():
+                    lines += 1
                     out.append(json.dumps({"printk": line.message, "pid": line.pid, "task": line.task})
                                if args.json else f"printk {line.task}-{line.pid}: {line.message}")  # fmt: skip
                 if out:
@@ -96,11 +122,7 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            for _, ring in rings:
-                ring.close()
-            if pipe:
-                pipe.close()
-            for link in links:
-                link.detach()
-        print(f"\n{seen} events, {printk} printk lines", file=sys.stderr)
+            reader.close()
+            printk.stop()
+        print(f"\n{seen} events, {lines} printk lines", file=sys.stderr)
     return 0

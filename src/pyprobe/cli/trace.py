@@ -3,14 +3,14 @@
 One precompiled object (bpf/probes/functrace.bpf.c) serves every traced
 function: the attach cookie indexes the function's config (how many
 arguments, which are strings) in its ``funcs`` map. Events reach a ring
-buffer without waking this process; it drains the ring on a short timer.
+buffer without waking this process (``pyprobe_ringbuf_submit``); a
+:class:`pyprobe.RingBuffer` drains it on a short timer and decodes the
+records as ``struct ft_event`` from the object's BTF.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,47 +18,89 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import pyprobe
+from pyprobe import symbols
 from pyprobe._data import probe_path
-from pyprobe.cli import _compat
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
+from pyprobe.symbols import Symbol
+from pyprobe.usdt import UsdtProbe
 
-__all__ = ["Call", "Function", "Tracer", "add_parser", "run"]
+__all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "run"]
 
-# struct ft_event and struct ft_config in bpf/probes/functrace.h
-MAX_ARGS = 12
+# struct ft_config and the flags in bpf/probes/functrace.h
 MAX_STRS = 4
-STR_LEN = 128
-EVENT = struct.Struct(f"<QQIIIIq{MAX_ARGS}Q16s{MAX_STRS * STR_LEN}s")
-CONFIG = struct.Struct(f"<II{MAX_STRS}b")
-FT_CFG_ENTRY_EVENT = 1
 FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
 DRAIN_INTERVAL = 0.02
-MULTI_THRESHOLD = 4  # more functions than this in one binary: one uprobe_multi link
+"""Seconds between looks at the ring: events are submitted without waking the reader."""
+BATCH = 4096
+"""Events decoded at a time: bounds the memory a burst of calls costs (each event is 664 bytes)."""
+RING_BYTES = 1 << 22
+"""The ring's size (6000 events): with a wakeup once 64 KiB wait, a burst of 20000 calls loses none."""
+MULTI_THRESHOLD = 4
+"""More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
+NO_RETURN = frozenset({"_start"})
+"""Entry points that never return; a glob skips them (see find_functions)."""
+
+
+def add_symbol_hint(exc: pyprobe.AttachError, spec: ProbeSpec) -> pyprobe.AttachError:
+    """Adds to a SymbolNotFoundError / AmbiguousSymbolError the listing command that shows the choices."""
+    listing = f"pyprobe list {'usdt' if spec.kind == 'usdt' else 'symbols'} {spec.binary}"
+    if listing not in exc.hint:
+        exc.hint = f"{exc.hint}; see `{listing}`" if exc.hint else f"see `{listing}`"
+    return exc
 
 
 @dataclass
 class Function:
-    """One traced function: its index (the cookie), the probe that named it and the symbol found."""
+    """One traced function or USDT probe: its index (the cookie), the probe that named it, what was found."""
 
     index: int
     spec: ProbeSpec
-    symbol: _compat.FuncSymbol
+    symbol: Symbol | None = None
+    usdt: UsdtProbe | None = None
     calls: int = 0
 
     @property
+    def binary(self) -> str:
+        """The resolved path of the binary."""
+        if self.usdt is not None:
+            return self.usdt.binary
+        assert self.symbol is not None
+        return self.symbol.binary
+
+    @property
+    def name(self) -> str:
+        """The symbol as found in the binary, or ``provider:name`` for USDT."""
+        if self.usdt is not None:
+            return f"{self.usdt.provider}:{self.usdt.name}"
+        assert self.symbol is not None
+        return self.symbol.name
+
+    @property
     def display(self) -> str:
-        """The demangled name without its parameter list (``ns::f``)."""
-        return _compat._bare(self.symbol.demangled)
+        """The demangled name without its parameter list (``ns::f``), or ``provider:name``."""
+        if self.symbol is not None:
+            return self.symbol.bare
+        return self.name
 
     @property
     def params(self) -> tuple[Param, ...]:
-        """The declared arguments, or six hex register arguments without a signature."""
+        """The declared arguments; a USDT probe's own; six hex register arguments without a signature."""
         if self.spec.params is not None:
             return self.spec.params
+        if self.usdt is not None:
+            return tuple(
+                Param(f"arg{i + 1}", ArgType("signed" if a.signed else "unsigned", a.size or 8, a.spec))
+                for i, a in enumerate(self.usdt.arguments[:12])
+            )
         if self.spec.kind == "return":
             return ()
         return tuple(Param(f"arg{i + 1}", HEX) for i in range(6))
+
+    @property
+    def named(self) -> bool:
+        """Whether arguments print with their names (a signature or a USDT probe)."""
+        return self.spec.params is not None or self.usdt is not None
 
     @property
     def ret_type(self) -> ArgType:
@@ -67,54 +109,69 @@ class Function:
             return self.spec.ret
         return ArgType("signed", 8, "long") if self.spec.params is not None else HEX
 
-    def config(self) -> bytes:
-        """The struct ft_config for this function."""
+    def config(self) -> dict[str, object]:
+        """The struct ft_config of this function, as a dict for the typed ``funcs`` map."""
         strs = [i for i, p in enumerate(self.params) if p.type.kind == "string"][:MAX_STRS]
-        strs += [-1] * (MAX_STRS - len(strs))
-        nargs = len(self.params)
-        return CONFIG.pack(nargs, 0, *strs)
+        return {"nargs": len(self.params), "flags": 0, "str_arg": strs + [-1] * (MAX_STRS - len(strs))}
 
 
-@dataclass
 class Call:
-    """One decoded event: a completed call, an entry, or a bare return."""
+    """One decoded event (a completed call, an entry, a bare return or a USDT hit) over its ``struct ft_event``."""
 
-    function: Function
-    ts_ns: int
-    latency_ns: int
-    pid: int
-    tid: int
-    comm: str
-    flags: int
-    ret: int
-    args: tuple[int, ...]
-    strs: tuple[bytes, ...]
+    __slots__ = ("event", "function")
+
+    def __init__(self, function: Function, event: Any) -> None:
+        self.function = function
+        self.event = event
+
+    @property
+    def ts_ns(self) -> int:
+        """Entry time (CLOCK_MONOTONIC ns); the return's for a bare return."""
+        return int(self.event.ts_ns)
+
+    @property
+    def latency_ns(self) -> int:
+        """Return time - entry time; 0 when unknown."""
+        return int(self.event.latency_ns)
+
+    @property
+    def pid(self) -> int:
+        return int(self.event.pid)
+
+    @property
+    def tid(self) -> int:
+        return int(self.event.tid)
+
+    @property
+    def comm(self) -> str:
+        return bytes(self.event.comm).split(b"\0", 1)[0].decode("utf-8", "replace")
 
     @property
     def has_args(self) -> bool:
         """The entry was seen: the arguments are known."""
-        return bool(self.flags & FT_EV_ARGS)
+        return bool(self.event.flags & FT_EV_ARGS)
 
     @property
     def has_return(self) -> bool:
         """The return was seen: the return value is known."""
-        return bool(self.flags & FT_EV_RETURN)
+        return bool(self.event.flags & FT_EV_RETURN)
 
     def arg_values(self, *, json_values: bool = False) -> list[tuple[str, object]]:
         """(name, formatted value) of each declared argument."""
         out: list[tuple[str, object]] = []
         slot = 0
+        args = self.event.args
         for i, p in enumerate(self.function.params):
             text = None
             if p.type.kind == "string":
-                text = self.strs[slot] if slot < len(self.strs) else b""
+                text = bytes(self.event.strs[slot]) if slot < MAX_STRS else b""
                 slot += 1
-            out.append((p.name, format_value(self.args[i], p.type, text, json=json_values)))
+            out.append((p.name, format_value(args[i], p.type, text, json=json_values)))
         return out
 
     def ret_value(self, *, json_values: bool = False) -> object:
         """The formatted return value."""
-        return format_value(self.ret, self.function.ret_type, json=json_values)
+        return format_value(self.event.ret, self.function.ret_type, json=json_values)
 
 
 def _latency(ns: int) -> str:
@@ -127,98 +184,163 @@ def _latency(ns: int) -> str:
     return f"{ns / 1e9:.3f}s"
 
 
-class Tracer:
-    """Loads functrace, attaches it to the functions PROBEs name, and decodes its events.
+def find_functions(spec: ProbeSpec, pid: int | None) -> list[Symbol]:
+    """The functions a (non-USDT) PROBE names: one for a name, every match for a glob.
 
-    Owns the loaded object and every link; :meth:`close` detaches them.
-    Raises ProbeSyntaxError (bad PROBE), FileNotFoundError (binary),
-    SymbolNotFoundError / AmbiguousSymbolError (function), and pyprobe's
-    LoadError / AttachError / BpfPermissionError from the kernel.
+    Raises SymbolNotFoundError / AmbiguousSymbolError with a hint naming the
+    listing command, AttachError for a missing binary.
+    """
+    try:
+        if spec.is_glob:
+            # _start is entered with argc, not a return address, at the top of the stack: a return
+            # probe there would overwrite argc. A glob leaves it out; naming it still works.
+            found = [s for s in symbols.find(spec.binary, spec.function, pid=pid) if s.name not in NO_RETURN]
+            if not found:
+                raise pyprobe.SymbolNotFoundError(
+                    2, f"no function matches '{spec.function}' in {symbols.resolve_binary(spec.binary, pid)}",
+                    context=f"trace {spec.text}",
+                )  # fmt: skip
+            return found
+        return [symbols.resolve(spec.binary, spec.function, pid=pid)]
+    except (pyprobe.SymbolNotFoundError, pyprobe.AmbiguousSymbolError) as exc:
+        raise add_symbol_hint(exc, spec) from None
+
+
+def find_usdt(spec: ProbeSpec, pid: int | None) -> UsdtProbe:
+    """The USDT probe ``u:BINARY:PROVIDER:NAME`` names (its first site); SymbolNotFoundError when none."""
+    have = pyprobe.usdt.probes(spec.binary, pid)
+    for p in have:
+        if (p.provider, p.name) == (spec.provider, spec.name):
+            return p
+    listed = ", ".join(sorted({f"{p.provider}:{p.name}" for p in have})) or "none"
+    path = symbols.resolve_binary(spec.binary, pid)
+    exc = pyprobe.SymbolNotFoundError(
+        2, f"no USDT probe {spec.provider}:{spec.name} in {path} (it has: {listed})", context=f"trace {spec.text}"
+    )
+    raise add_symbol_hint(exc, spec)
+
+
+def split_multi(binary: str, syms: Sequence[Symbol]) -> tuple[list[int], list[int]]:
+    """Indexes of the symbols their name finds (for attach_uprobe_multi, which takes names) and of the
+    others (a local name used at several addresses), which are attached one by one at their offset."""
+    by_name: list[int] = []
+    by_offset: list[int] = []
+    for i, sym in enumerate(syms):
+        try:
+            same = symbols.resolve(binary, sym.name).offset == sym.offset
+        except pyprobe.AmbiguousSymbolError:
+            same = False
+        (by_name if same else by_offset).append(i)
+    return by_name, by_offset
+
+
+def _plan(funcs: list[Function]) -> tuple[list[Function], list[Function]]:
+    if len(funcs) <= MULTI_THRESHOLD:
+        return [], funcs
+    multi, single = split_multi(funcs[0].binary, [f.symbol for f in funcs if f.symbol is not None])
+    return [funcs[i] for i in multi], [funcs[i] for i in single]
+
+
+class Tracer:
+    """Loads functrace, attaches it to the functions and USDT probes PROBEs name, and decodes its events.
+
+    Owns the loaded object (and through it every link) and the ring buffer
+    reader; :meth:`close` detaches and frees them. Raises ProbeSyntaxError
+    (bad PROBE), SymbolNotFoundError / AmbiguousSymbolError (function),
+    AttachError (binary), and pyprobe's LoadError / AttachError /
+    BpfPermissionError from the kernel.
     """
 
     def __init__(self, specs: Sequence[ProbeSpec], *, pid: int = -1, status: Status | None = None) -> None:
         self.functions: list[Function] = []
         self.pid = pid
-        taken: dict[tuple[str, int], Function] = {}
+        lookup_pid = pid if pid > 0 else None
+        taken: dict[tuple[str, object], Function] = {}
         for spec in specs:
             if spec.kind == "usdt":
-                raise pyprobe.UnsupportedError(
-                    95, "tracing USDT probes is not supported by `trace` yet", context=f"trace {spec.text}",
-                    hint="write a SEC(\"usdt\") program and use `pyprobe run`",
-                )  # fmt: skip
-            lookup_pid = pid if pid > 0 else None
-            if spec.is_glob:
-                found = _compat.find_symbols(spec.binary, spec.function, pid=lookup_pid)
-                if not found:
-                    raise pyprobe.SymbolNotFoundError(
-                        2, f"no function matches {spec.function!r}", context=f"trace {spec.text}",
-                        hint=f"see `pyprobe list symbols {spec.binary}`",
-                    )  # fmt: skip
-            else:
-                found = [_compat.resolve_symbol(spec.binary, spec.function, pid=lookup_pid)]
-            for sym in found:
+                probe = find_usdt(spec, lookup_pid)
+                key: tuple[str, object] = (probe.binary, (probe.provider, probe.name))
+                if key not in taken:
+                    taken[key] = Function(len(self.functions), spec, usdt=probe)
+                    self.functions.append(taken[key])
+                continue
+            for sym in find_functions(spec, lookup_pid):
                 key = (sym.binary, sym.offset)
                 if key in taken:  # a second probe on one function would pair its frames wrongly
                     if not spec.is_glob:
                         print(f"pyprobe: {spec.text!r}: {sym.demangled} is already traced by "
                               f"{taken[key].spec.text!r}; ignored", file=sys.stderr)  # fmt: skip
                     continue
-                taken[key] = Function(len(self.functions), spec, sym)
+                taken[key] = Function(len(self.functions), spec, symbol=sym)
                 self.functions.append(taken[key])
         self.seen = 0
         self._status = status or Status()
-        self._links: list[Any] = []
+        self._links: list[pyprobe.Link] = []
+        self._reader: pyprobe.RingBuffer | None = None
+        # per binary: the functions for one uprobe_multi link (many, each found by its name) and the rest
+        per_binary: dict[str, list[Function]] = {}
+        for f in self.functions:
+            if f.usdt is None:
+                per_binary.setdefault(f.binary, []).append(f)
+        plan = {b: _plan(fs) for b, fs in per_binary.items()}
         obj = pyprobe.open(probe_path("functrace"))
         try:
-            use_multi = len(self.functions) > MULTI_THRESHOLD and hasattr(
-                obj.programs["functrace_entry"], "attach_uprobe_multi"
-            )
+            wanted = {"functrace_usdt": any(f.usdt is not None for f in self.functions)}
+            wanted["functrace_entry"] = wanted["functrace_return"] = any(single for _, single in plan.values())
+            wanted["functrace_entry_multi"] = wanted["functrace_return_multi"] = any(m for m, _ in plan.values())
             for name, prog in obj.programs.items():
-                prog.autoload = name.endswith("_multi") == use_multi
+                prog.autoload = wanted.get(name, False)
+            obj.maps["events"].max_entries = RING_BYTES
             obj.load()
-            self._funcs = obj.maps["funcs"]
+            funcs = obj.maps["funcs"]
+            assert isinstance(funcs, pyprobe.ArrayMap)
             for f in self.functions:
-                self._funcs.update_bytes(struct.pack("<I", f.index), f.config())
-            self._attach(obj, use_multi)
-            self._events = obj.maps["events"]
-            self._ring = _compat.Ring(self._events.fd, self._events.max_entries)
+                funcs[f.index] = f.config()
+            self._attach(obj, plan)
+            self._reader = pyprobe.RingBuffer(obj.maps["events"], event_type="ft_event", drain_interval=DRAIN_INTERVAL)
         except BaseException:
             obj.close()
             raise
         self._obj = obj
 
-    def _attach(self, obj: Any, use_multi: bool) -> None:
-        total = sum(2 if f.spec.kind == "call" else 1 for f in self.functions)
-        done = 0
-        entry = obj.programs["functrace_entry_multi" if use_multi else "functrace_entry"]
-        ret = obj.programs["functrace_return_multi" if use_multi else "functrace_return"]
-        if use_multi:
-            by_binary: dict[str, list[Function]] = {}
-            for f in self.functions:
-                by_binary.setdefault(f.symbol.binary, []).append(f)
-            for binary, funcs in by_binary.items():
-                for prog, retprobe in ((entry, False), (ret, True)):
-                    chosen = [f for f in funcs if (f.spec.kind == "call" or retprobe)]
-                    if not chosen:
-                        continue
-                    self._status.update(f"attaching {len(chosen)} functions in {binary}...")
-                    self._links.append(
-                        prog.attach_uprobe_multi(
-                            binary, [f.symbol.name for f in chosen], pid=self.pid, retprobe=retprobe,
-                            cookies=[f.index for f in chosen],
-                        )
-                    )  # fmt: skip
-                    done += len(chosen)
-            return
+    def _attach(self, obj: pyprobe.BpfObject, plan: dict[str, tuple[list[Function], list[Function]]]) -> None:
+        def probes(f: Function) -> int:
+            return 1 if f.usdt is not None or f.spec.kind == "return" else 2
+
+        total = sum(probes(f) for f in self.functions if f.usdt is not None)
+        total += sum((2 if multi else 0) + sum(probes(f) for f in single) for multi, single in plan.values())
         for f in self.functions:
-            pairs = [(ret, True)] if f.spec.kind == "return" else [(entry, False), (ret, True)]
-            for prog, retprobe in pairs:
-                self._status.update(f"attaching {done + 1}/{total}: {f.display} in {f.symbol.binary}")
+            if f.usdt is not None:
+                self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.name} in {f.binary}")
                 self._links.append(
-                    prog.attach_uprobe(f.symbol.binary, None, offset=f.symbol.offset, pid=self.pid,
-                                       retprobe=retprobe, cookie=f.index)
+                    obj.programs["functrace_usdt"].attach_usdt(
+                        f.binary, f.usdt.provider, f.usdt.name, pid=self.pid, cookie=f.index
+                    )
+                )
+        for binary, (multi, single) in plan.items():
+            for retprobe in (False, True):
+                chosen = [f for f in multi if retprobe or f.spec.kind == "call"]
+                if not chosen:
+                    continue
+                self._status.update(f"attaching {len(chosen)} functions in {binary} with one uprobe_multi link...")
+                prog = obj.programs["functrace_return_multi" if retprobe else "functrace_entry_multi"]
+                self._links.append(
+                    prog.attach_uprobe_multi(
+                        binary, [f.name for f in chosen], pid=self.pid, retprobe=retprobe,
+                        cookies=[f.index for f in chosen],
+                    )
                 )  # fmt: skip
-                done += 1
+            entry, ret = obj.programs["functrace_entry"], obj.programs["functrace_return"]
+            for f in single:
+                assert f.symbol is not None
+                for prog, retprobe in ((entry, False), (ret, True)):
+                    if not retprobe and f.spec.kind == "return":
+                        continue
+                    self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.display} in {binary}")
+                    self._links.append(
+                        prog.attach_uprobe(binary, None, offset=f.symbol.offset, pid=self.pid,
+                                           retprobe=retprobe, cookie=f.index)
+                    )  # fmt: skip
 
     @property
     def probe_count(self) -> int:
@@ -227,35 +349,35 @@ class Tracer:
 
     def lost(self) -> int:
         """Events the ring buffer had no room for, plus calls nested too deep to remember."""
-        raw = self._obj.maps["lost"].lookup_bytes(struct.pack("<I", 0)) or b""
-        total = sum(struct.unpack(f"<{len(raw) // 8}Q", raw))
-        raw = self._obj.maps["lost"].lookup_bytes(struct.pack("<I", 1)) or b""
-        return int(total + sum(struct.unpack(f"<{len(raw) // 8}Q", raw)))
+        lost = self._obj.maps["lost"]
+        assert isinstance(lost, pyprobe.PerCpuArrayMap)
+        return sum(sum(lost[i]) for i in (0, 1))
 
-    def drain(self) -> list[Call]:
-        """The events produced since the last call, decoded (does not block)."""
+    def drain(self, timeout: float = 0) -> list[Call]:
+        """The events produced since the last call, decoded; waits up to ``timeout`` s for the first."""
+        assert self._reader is not None
         out: list[Call] = []
         funcs = self.functions
-        for rec in self._ring.drain():
-            ts, lat, pid, tid, cookie, flags, ret, *rest = EVENT.unpack_from(rec)
-            rec.release()
-            args = tuple(rest[:MAX_ARGS])
-            comm = rest[MAX_ARGS].split(b"\0", 1)[0].decode("utf-8", "replace")
-            blob = rest[MAX_ARGS + 1]
-            strs = tuple(blob[i * STR_LEN : (i + 1) * STR_LEN] for i in range(MAX_STRS))
-            if cookie >= len(funcs):
-                continue
-            f = funcs[cookie]
-            f.calls += 1
-            out.append(Call(f, ts, lat, pid, tid, comm, flags, ret, args, strs))
+        nfuncs = len(funcs)
+        while True:
+            batch = self._reader.read_batch(BATCH, timeout=timeout)
+            if not len(batch):
+                break
+            timeout = 0
+            for ev in batch:
+                cookie = ev.cookie
+                if cookie < nfuncs:
+                    f = funcs[cookie]
+                    f.calls += 1
+                    out.append(Call(f, ev))
         self.seen += len(out)
         return out
 
     def close(self) -> None:
-        """Detaches every probe and frees the object (idempotent)."""
-        if getattr(self, "_ring", None) is not None:
-            self._ring.close()
-            self._ring = None  # type: ignore[assignment]
+        """Detaches every probe and frees the reader and the object (idempotent)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         for link in self._links:
             link.detach()
         self._links = []
@@ -284,10 +406,13 @@ class Printer:
     def line(self, c: Call) -> str:
         """One call as a line of output (with its newline)."""
         t = (c.ts_ns - self.t0_ns) / 1e9
+        f = c.function
         if self.as_json:
+            import json
+
             doc: dict[str, object] = {
-                "time": round(t, 9), "pid": c.pid, "tid": c.tid, "comm": c.comm, "function": c.function.display,
-                "symbol": c.function.symbol.name, "binary": c.function.symbol.binary,
+                "time": round(t, 9), "pid": c.pid, "tid": c.tid, "comm": c.comm, "function": f.display,
+                "symbol": f.name, "binary": f.binary,
             }  # fmt: skip
             if c.has_args:
                 doc["args"] = dict(c.arg_values(json_values=True))
@@ -297,11 +422,10 @@ class Printer:
                     doc["latency_ns"] = c.latency_ns
             return json.dumps(doc) + "\n"
         if c.has_args:
-            named = c.function.spec.params is not None
-            args = ", ".join(f"{n}={v}" if named else str(v) for n, v in c.arg_values())
-            call = f"{c.function.display}({args})"
+            args = ", ".join(f"{n}={v}" if f.named else str(v) for n, v in c.arg_values())
+            call = f"{f.display}({args})"
         else:
-            call = f"{c.function.display}(...)"
+            call = f"{f.display}(...)"
         if c.has_return:
             call += f" = {c.ret_value()}"
             if c.latency_ns:
@@ -319,7 +443,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "trace", help="print each call of functions: arguments, return value, latency",
         description="Trace function calls. PROBE: BINARY:FUNC, BINARY:FUNC(int a, const char *s), "
-        "BINARY:RTYPE FUNC(ARGS), r:BINARY:FUNC (return only); FUNC may be a glob.",
+        "BINARY:RTYPE FUNC(ARGS), r:BINARY:FUNC (return only), u:BINARY:PROVIDER:NAME (USDT); "
+        "FUNC may be a glob.",
     )  # fmt: skip
     p.add_argument("probes", nargs="+", metavar="PROBE")
     p.add_argument("-p", "--pid", type=int, help="trace only this process")
@@ -335,21 +460,25 @@ def resolve_specs(texts: Sequence[str], session: Session) -> list[ProbeSpec]:
     for text in texts:
         prefix = text[:2] if text[:2] in ("r:", "p:") else ""
         rest = text[len(prefix) :]
-        if session.child is not None and ":" not in rest.split("(", 1)[0]:
+        if session.child is not None and not text.startswith("u:") and ":" not in rest.split("(", 1)[0]:
             text = f"{prefix}{session.child.executable}:{rest}"  # noqa: PLW2901
         specs.append(parse_probe(text))
     return specs
 
 
 def trace_loop(
-    tracer: Tracer, session: Session, on_calls: Callable[[list[Call]], None], *, interval: float = DRAIN_INTERVAL
+    tracer: Tracer, session: Session, on_calls: Callable[[list[Call]], None], *, interval: float = 0.1
 ) -> str:
-    """Drains events every ``interval`` s until the session ends or Ctrl-C; returns why it stopped."""
+    """Hands each batch of calls to ``on_calls`` until the session ends or Ctrl-C; returns why it stopped.
+
+    Each step waits up to ``interval`` s for events (the reader looks at the
+    ring every DRAIN_INTERVAL s), so the end of the session is noticed
+    within ``interval``.
+    """
     why = "interrupted"
     try:
         while True:
-            time.sleep(interval)
-            on_calls(tracer.drain())
+            on_calls(tracer.drain(timeout=interval))
             reason = session.finished()
             if reason is not None:
                 why = reason
