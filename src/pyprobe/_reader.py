@@ -205,7 +205,6 @@ class EventReader(Resource):
         import asyncio  # only here: importing asyncio costs about 20 ms
 
         wait = check_timeout(timeout, "aevents()")
-        import asyncio
 
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()

@@ -26,9 +26,6 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from elftools.elf.sections import SymbolTableSection
-
 from pyprobe._ffi import ffi, lib
 from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
 
