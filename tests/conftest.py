@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Markers of tests that need a kernel feature: a test runs where the feature probe finds it, is
 # skipped where its absence is explained (an older kernel, a config option off, lockdown) and
 # fails where the feature should be there but is not.
-FEATURE_MARKERS = ("kprobe", "fentry", "freplace", "lsm", "uprobe_multi")
+FEATURE_MARKERS = ("kprobe", "fentry", "fmod_ret", "freplace", "lsm", "uprobe_multi")
 
 
 def _feature_gate(item: pytest.Item) -> None:
