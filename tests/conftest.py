@@ -107,7 +107,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"kernel: {platform.release()}, libbpf {pyprobe.libbpf_version()}, euid {os.geteuid()}, CapEff {caps}",
         f"lockdown: {lockdown}, PYPROBE_REQUIRE_BPF={int(REQUIRE_BPF)}, build dir {BUILD}",
+        *_feature_lines(),
     ]
+
+
+def _feature_lines() -> list[str]:
+    """What pyprobe.features finds on this kernel: one line of features, one per missing feature."""
+    if os.geteuid() != 0:
+        return ["features: not probed (not root)"]
+    from pyprobe import features
+
+    statuses = [features.probe(name) for name in features.FEATURES]
+    lines = ["features: " + " ".join(s.feature.name for s in statuses if s.available)]
+    lines += [f"  missing {s.feature.name}: {s.reason} [{s.cause}]" for s in statuses if not s.available]
+    return lines
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
