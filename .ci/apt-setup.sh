@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need (root, Debian 12).
+# Installs the Debian packages the build, the tests and the kernel matrix (tests/vm) need (root, Debian 12).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 src=/etc/apt/sources.list.d/pyprobe-backports.sources
@@ -12,5 +12,6 @@ fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     clang llvm libelf-dev zlib1g-dev systemtap-sdt-dev g++ cmake pkg-config \
-    make python3-dev git ca-certificates iproute2 >/dev/null
+    make python3-dev git ca-certificates iproute2 \
+    qemu-system-x86 busybox-static kmod cpio xz-utils zstd >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool golang-go >/dev/null

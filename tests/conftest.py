@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Markers of tests that need a kernel feature: a test runs where the feature probe finds it, is
 # skipped where its absence is explained (an older kernel, a config option off, lockdown) and
 # fails where the feature should be there but is not.
-FEATURE_MARKERS = ("kprobe", "fentry", "freplace", "lsm", "uprobe_multi")
+FEATURE_MARKERS = ("kprobe", "fentry", "fmod_ret", "freplace", "lsm", "uprobe_multi")
 
 
 def _feature_gate(item: pytest.Item) -> None:
@@ -107,7 +107,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"kernel: {platform.release()}, libbpf {pyprobe.libbpf_version()}, euid {os.geteuid()}, CapEff {caps}",
         f"lockdown: {lockdown}, PYPROBE_REQUIRE_BPF={int(REQUIRE_BPF)}, build dir {BUILD}",
+        *_feature_lines(),
     ]
+
+
+def _feature_lines() -> list[str]:
+    """What pyprobe.features finds on this kernel: one line of features, one per missing feature."""
+    if os.geteuid() != 0:
+        return ["features: not probed (not root)"]
+    from pyprobe import features
+
+    statuses = [features.probe(name) for name in features.FEATURES]
+    lines = ["features: " + " ".join(s.feature.name for s in statuses if s.available)]
+    lines += [f"  missing {s.feature.name}: {s.reason} [{s.cause}]" for s in statuses if not s.available]
+    return lines
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import struct
@@ -175,6 +176,22 @@ def test_uprobe_multi_list_of_demangled_names(uobj: pyprobe.BpfObject, utest: su
     assert link.functions == ("_Z9utest_addii", "_Z9utest_subii")
     assert link.pid == -1
     assert wait_for(lambda: hit(uobj, MULTI)[0] > 2)
+
+
+def test_uprobe_multi_before_6_6_raises_unsupported(uobj: pyprobe.BpfObject) -> None:
+    """Where the kernel is older than uprobe_multi links (6.1), attach_uprobe_multi does not fall
+    back to one uprobe per function: it raises UnsupportedError naming the feature and why."""
+    status = pyprobe.features.probe("uprobe_multi")
+    if status.available:
+        pytest.skip("this kernel has uprobe_multi links: the uprobe_multi tests cover them")
+    if status.cause != "kernel-version":
+        pytest.skip(f"uprobe_multi is absent for another reason than the kernel version: {status.reason}")
+    with pytest.raises(
+        pyprobe.UnsupportedError, match=r"'uprobe_multi', Linux 6\.6\+\): Linux .* is older than 6\.6"
+    ) as info:
+        uobj.programs["multi"].attach_uprobe_multi(target("utest"), "_Z9utest_*")
+    assert info.value.errno == errno.EOPNOTSUPP
+    assert uobj.links == []
 
 
 def go_target() -> str:

@@ -88,7 +88,11 @@ FEATURES: dict[str, Feature] = {
         Feature("tp_btf", (5, 5), "BTF-typed tracepoints (tp_btf)", ("CONFIG_DEBUG_INFO_BTF",)),
         Feature("fentry", (5, 5), "fentry programs (BPF trampolines)", ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",)),
         Feature("fexit", (5, 5), "fexit programs (BPF trampolines)", ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",)),
-        Feature("fmod_ret", (5, 7), "fmod_ret programs (BPF trampolines)", ("CONFIG_FUNCTION_ERROR_INJECTION",)),
+        # CONFIG_FUNCTION_ERROR_INJECTION only widens the functions fmod_ret may modify (LSM hooks
+        # always, registered kernel functions from 6.2): Debian's kernels have it off.
+        Feature(
+            "fmod_ret", (5, 7), "fmod_ret programs (BPF trampolines)", ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",)
+        ),
         Feature("freplace", (5, 6), "freplace programs (BPF trampolines replacing BPF functions)", ()),
         Feature("lsm", (5, 7), "BPF LSM programs", ("CONFIG_BPF_LSM",)),
         Feature("perf_event", (4, 9), "perf_event programs", ("CONFIG_PERF_EVENTS",)),
@@ -232,6 +236,17 @@ def _probe_freplace(feature: Feature) -> FeatureStatus:
     return FeatureStatus(feature, True)
 
 
+def _probe_fmod_ret(feature: Feature) -> FeatureStatus:
+    # fmod_ret may modify only some functions: bpf_modify_return_test from 6.2 (before, only with
+    # CONFIG_FUNCTION_ERROR_INJECTION), LSM hooks (security_*) always. Where the test function is
+    # not modifiable (EINVAL, as on Debian's 6.1), a program on security_file_open answers; it
+    # returns 0, which leaves the hook's result alone, and is detached at once.
+    status = _load_probe(ProgramType.TRACING, AttachType.MODIFY_RETURN, "bpf_modify_return_test", True)(feature)
+    if status.available or status.cause in ("kernel-version", "lockdown", "permission"):
+        return status
+    return _load_probe(ProgramType.TRACING, AttachType.MODIFY_RETURN, "security_file_open", True)(feature)
+
+
 def _probe_lsm(feature: Feature) -> FeatureStatus:
     status = _load_probe(ProgramType.LSM, AttachType.LSM_MAC, "file_open", True)(feature)
     if status.available or status.cause != "unknown":
@@ -257,7 +272,7 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "tp_btf": _load_probe(ProgramType.TRACING, AttachType.TRACE_RAW_TP, "sched_switch", True),
     "fentry": _load_probe(ProgramType.TRACING, AttachType.TRACE_FENTRY, "bpf_fentry_test1", True),
     "fexit": _load_probe(ProgramType.TRACING, AttachType.TRACE_FEXIT, "bpf_fentry_test1", True),
-    "fmod_ret": _load_probe(ProgramType.TRACING, AttachType.MODIFY_RETURN, "bpf_modify_return_test", True),
+    "fmod_ret": _probe_fmod_ret,
     "freplace": _probe_freplace,
     "lsm": _probe_lsm,
     "perf_event": _type_probe(ProgramType.PERF_EVENT),

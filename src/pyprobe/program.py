@@ -392,8 +392,16 @@ class Program:
         function (in the order of ``functions`` for a list, of file offset for
         a glob). The program must be SEC("uprobe.multi") (or
         "uretprobe.multi"). Blocks for the attach; raises
-        :class:`SymbolNotFoundError` when nothing matches,
-        :class:`UnsupportedError` before Linux 6.6.
+        :class:`SymbolNotFoundError` when nothing matches.
+
+        Needs uprobe_multi links (Linux 6.6). On an older kernel there is no
+        fallback to one uprobe per function: after checking the arguments and
+        resolving the functions, it raises :class:`UnsupportedError`
+        (EOPNOTSUPP) naming the feature and why it is missing (``Linux 6.1.0
+        is older than 6.6, ...``), and attaches nothing. Loading a
+        SEC("uprobe.multi") program works on such kernels; use
+        :meth:`attach_uprobe` per function there, or check
+        ``pyprobe.features.available("uprobe_multi")`` first.
         """
         context = f"attach uprobe.multi program '{self.name}' to {functions!r} in {os.fspath(binary)}"
         self._require_kind("attach_uprobe_multi", (ProgramType.KPROBE,), 'a SEC("uprobe.multi") program', context)

@@ -36,14 +36,21 @@ struct {
 
 const volatile __u32 target_pid = 0;
 
-static __always_inline struct slot *hit(__u32 key)
+static __always_inline struct slot *count(__u32 key)
 {
     struct slot *s = bpf_map_lookup_elem(&slots, &key);
 
-    if (s) {
+    if (s)
         __sync_fetch_and_add(&s->count, 1);
+    return s;
+}
+
+static __always_inline struct slot *hit(__u32 key)
+{
+    struct slot *s = count(key);
+
+    if (s)
         s->pid = bpf_get_current_pid_tgid() >> 32;
-    }
     return s;
 }
 
@@ -107,7 +114,8 @@ int on_perf_event(struct bpf_perf_event_data *ctx)
 SEC("xdp")
 int on_xdp(struct xdp_md *ctx)
 {
-    struct slot *s = hit(XDP_PACKETS);
+    /* No pid: XDP programs may call bpf_get_current_pid_tgid only from Linux 6.10. */
+    struct slot *s = count(XDP_PACKETS);
 
     if (s)
         s->values[0] = ctx->data_end - ctx->data;
