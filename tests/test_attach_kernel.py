@@ -8,6 +8,9 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,11 +151,16 @@ def deny(obj: pyprobe.BpfObject, path: Path) -> None:
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
-    denied, allowed = tmp_path / "denied", tmp_path / "allowed"
+def files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Two files on a plain tmpfs: the BPF side matches inode and device, which a stacked
+    filesystem (an overlay over /tmp, as in the VM runner) reports differently to stat()."""
+    base = Path(tempfile.mkdtemp(dir="/dev/shm")) if os.path.isdir("/dev/shm") else tmp_path
+    denied, allowed = base / "denied", base / "allowed"
     denied.write_text("no")
     allowed.write_text("yes")
-    return denied, allowed
+    yield denied, allowed
+    if base != tmp_path:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.fmod_ret
