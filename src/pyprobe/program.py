@@ -7,8 +7,7 @@ import os
 import re
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pyprobe import features, symbols, usdt
 from pyprobe._ffi import cstr, ffi, lib
@@ -34,17 +33,17 @@ if TYPE_CHECKING:
 __all__ = ["Program", "TestRunResult"]
 
 
-@dataclass(frozen=True)
-class TestRunResult:
+class TestRunResult(NamedTuple):
     """What one BPF_PROG_RUN returned: the program's return value, output data and mean run time (ns)."""
-
-    __test__ = False  # not a pytest test class
 
     retval: int
     data: bytes
     duration_ns: int
     ctx: bytes = b""
     """The context after the run (SEC("syscall") programs may write to it)."""
+
+
+TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
 class Program:

@@ -23,18 +23,17 @@ import functools
 import os
 import re
 import shutil
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, ElfSection, cstring
 from pyprobe._ffi import ffi, lib
+from pyprobe._record import FrozenRecord
 from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
 
 __all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):
     """A function in a binary: its symbol, demangled name, file offset (what a uprobe takes) and size."""
 
     name: str
@@ -89,9 +88,14 @@ def _bare(demangled: str) -> str:
     return demangled
 
 
-@dataclass(frozen=True)
-class ElfInfo:
+_Index = tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]
+
+
+class ElfInfo(FrozenRecord):
     """What pyprobe needs from one ELF file: its function symbols and a few facts."""
+
+    __slots__ = ("_index", "has_symtab", "is_go", "machine", "path", "segments", "symbols")
+    _fields_ = ("path", "symbols", "has_symtab", "is_go", "machine", "segments")
 
     path: str
     symbols: tuple[Symbol, ...]
@@ -101,9 +105,26 @@ class ElfInfo:
     segments: tuple[tuple[int, int, int, int], ...]
     """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
 
-    @functools.cached_property
-    def index(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]:
+    def __init__(
+        self, path: str, symbols: tuple[Symbol, ...], has_symtab: bool, is_go: bool, machine: str,
+        segments: tuple[tuple[int, int, int, int], ...],
+    ) -> None:  # fmt: skip
+        for name, value in zip(self._fields_, (path, symbols, has_symtab, is_go, machine, segments), strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_index", None)
+
+    _index: _Index | None
+
+    @property
+    def index(self) -> _Index:
         """Symbols by name, by demangled name and by bare name (built once per file)."""
+        index: _Index | None = self._index
+        if index is None:
+            index = self._build_index()
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _build_index(self) -> _Index:
         by_name: dict[str, list[Symbol]] = {}
         by_demangled: dict[str, list[Symbol]] = {}
         by_bare: dict[str, list[Symbol]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyprobe._elf import SHT_NOBITS, ElfFile, ElfFormatError
 from pyprobe.errors import AttachError
@@ -18,8 +18,7 @@ from pyprobe.symbols import elf_info, resolve_binary
 __all__ = ["UsdtArgument", "UsdtProbe", "probes"]
 
 
-@dataclass(frozen=True)
-class UsdtArgument:
+class UsdtArgument(NamedTuple):
     """One argument spec of a USDT probe, e.g. ``-4@%edx``: ``size`` in bytes, ``signed``, ``location``."""
 
     spec: str
@@ -28,8 +27,7 @@ class UsdtArgument:
     location: str
 
 
-@dataclass(frozen=True)
-class UsdtProbe:
+class UsdtProbe(NamedTuple):
     """A USDT probe of a binary.
 
     ``address`` is the probe's virtual address (adjusted for prelinking through

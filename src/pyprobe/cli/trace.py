@@ -14,12 +14,12 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import pyprobe
 from pyprobe import symbols
 from pyprobe._data import probe_path
+from pyprobe._record import Record
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
 from pyprobe.symbols import Symbol
@@ -50,15 +50,20 @@ def add_symbol_hint(exc: pyprobe.AttachError, spec: ProbeSpec) -> pyprobe.Attach
     return exc
 
 
-@dataclass
-class Function:
+class Function(Record):
     """One traced function or USDT probe: its index (the cookie), the probe that named it, what was found."""
 
-    index: int
-    spec: ProbeSpec
-    symbol: Symbol | None = None
-    usdt: UsdtProbe | None = None
-    calls: int = 0
+    __slots__ = ("calls", "index", "spec", "symbol", "usdt")
+    _fields_ = ("index", "spec", "symbol", "usdt", "calls")
+
+    def __init__(
+        self, index: int, spec: ProbeSpec, symbol: Symbol | None = None, usdt: UsdtProbe | None = None, calls: int = 0
+    ) -> None:
+        self.index = index
+        self.spec = spec
+        self.symbol = symbol
+        self.usdt = usdt
+        self.calls = calls
 
     @property
     def binary(self) -> str:
