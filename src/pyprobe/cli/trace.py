@@ -3,8 +3,9 @@
 One precompiled object (bpf/probes/functrace.bpf.c) serves every traced
 function: the attach cookie indexes the function's config (how many
 arguments, which are strings) in its ``funcs`` map. Events reach a ring
-buffer without waking this process (``pyprobe_ringbuf_submit``); a
-:class:`pyprobe.RingBuffer` drains it on a short timer and decodes the
+buffer without waking this process (``pyprobe_ringbuf_submit``), except the
+first one, which the reader prints as soon as it comes; a
+:class:`pyprobe.RingBuffer` drains the others on a short timer and decodes the
 records as ``struct ft_event`` from the object's BTF.
 """
 
@@ -31,7 +32,7 @@ __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "run"]
 MAX_STRS = 4
 FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
 DRAIN_INTERVAL = 0.02
-"""Seconds between looks at the ring: events are submitted without waking the reader."""
+"""Seconds between looks at the ring: events after the first are submitted without waking the reader."""
 BATCH = 4096
 """Events decoded at a time: bounds the memory a burst of calls costs (each event is 664 bytes)."""
 RING_BYTES = 1 << 22
