@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -706,6 +705,8 @@ class Program:
         """
         context = f"attach xdp program '{self.name}' to interface {interface!r}"
         self._require_kind("attach_xdp", (ProgramType.XDP,), 'a SEC("xdp") program', context)
+        import socket  # imported here: the other attach kinds do without it
+
         try:
             if isinstance(interface, str):
                 ifindex, ifname = socket.if_nametoindex(interface), interface

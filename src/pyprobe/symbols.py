@@ -22,7 +22,6 @@ import fnmatch
 import functools
 import os
 import re
-import shutil
 from typing import Any, NamedTuple
 
 from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, ElfSection, cstring
@@ -241,6 +240,8 @@ _ARCH_TAGS = {"x86_64": "x86-64", "aarch64": "AArch64"}
 @functools.lru_cache(maxsize=1)
 def _ld_cache() -> tuple[tuple[str, str], ...]:
     """(soname, path) pairs from ``ldconfig -p`` for this machine's architecture."""
+    import shutil  # imported here, as are the others that only a library name needs
+
     ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else None)
     if ldconfig is None:
         return ()
@@ -359,7 +360,11 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
                 path = _process_root(real_pid) + mapped
                 _check_file(path, context)
                 return path
-    found = _find_library(name) or shutil.which(name)
+    found = _find_library(name)
+    if found is None:
+        import shutil
+
+        found = shutil.which(name)
     if found is None:
         where = f" (nor mapped by pid {pid})" if real_pid > 0 else ""
         raise _err(

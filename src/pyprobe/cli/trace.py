@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import pyprobe
 from pyprobe import symbols
-from pyprobe._data import probe_path
+from pyprobe._data import probe_file
 from pyprobe._record import Record
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
@@ -289,7 +289,7 @@ class Tracer:
             if f.usdt is None:
                 per_binary.setdefault(f.binary, []).append(f)
         plan = {b: _plan(fs) for b, fs in per_binary.items()}
-        obj = pyprobe.open(probe_path("functrace"))
+        obj = pyprobe.open(probe_file("functrace"))
         try:
             wanted = {"functrace_usdt": any(f.usdt is not None for f in self.functions)}
             wanted["functrace_entry"] = wanted["functrace_return"] = any(single for _, single in plan.values())
