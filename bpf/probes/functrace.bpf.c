@@ -18,6 +18,19 @@
  * pair with autoload. */
 #include <pyprobe/common.h>
 #include <pyprobe/ringbuf.h>
+
+#if defined(__TARGET_ARCH_x86)
+/* x86-64 struct pt_regs as uprobes see it: its layout is user ABI (uapi
+ * asm/ptrace.h), so the registers are read at fixed offsets. Without this view
+ * every register access is a CO-RE relocation against vmlinux's struct pt_regs,
+ * and libbpf reads and parses the kernel's whole BTF at each load for them. */
+struct ft_pt_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#undef __PT_REGS_CAST
+#define __PT_REGS_CAST(x) ((const struct ft_pt_regs *)(x))
+#endif
+
 #include <bpf/usdt.bpf.h>
 #include "functrace.h"
 
