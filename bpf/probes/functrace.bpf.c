@@ -9,13 +9,28 @@
  * latency. USDT probes: one event per hit with the probe's arguments.
  * Events go to a ring buffer without waking the reader (pyprobe_ringbuf_submit:
  * a wakeup only when 64 KiB are waiting); the reader drains on a timer, so a
- * traced call never pays for a wakeup.
+ * traced call never pays for a wakeup. The one exception is the first event the
+ * ring ever holds: it wakes the reader, which prints it at once instead of at
+ * its next timer tick.
  *
  * Each uprobe program comes twice: SEC("uprobe") for one link per function and
  * SEC("uprobe.multi") for one link for many (Linux 6.6); user space keeps one
  * pair with autoload. */
 #include <pyprobe/common.h>
 #include <pyprobe/ringbuf.h>
+
+#if defined(__TARGET_ARCH_x86)
+/* x86-64 struct pt_regs as uprobes see it: its layout is user ABI (uapi
+ * asm/ptrace.h), so the registers are read at fixed offsets. Without this view
+ * every register access is a CO-RE relocation against vmlinux's struct pt_regs,
+ * and libbpf reads and parses the kernel's whole BTF at each load for them. */
+struct ft_pt_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#undef __PT_REGS_CAST
+#define __PT_REGS_CAST(x) ((const struct ft_pt_regs *)(x))
+#endif
+
 #include <bpf/usdt.bpf.h>
 #include "functrace.h"
 
@@ -76,6 +91,17 @@ static __always_inline void count_lost(__u32 which)
         *n += 1;
 }
 
+/* Submits an event: no wakeup (past 64 KiB waiting, one), except for the first
+ * record of the ring (the producer position is then its own length). */
+static __always_inline void submit(struct ft_event *e)
+{
+    __u64 flags = pyprobe_ringbuf_wakeup_flags(&events, sizeof(*e), PYPROBE_RINGBUF_THRESHOLD);
+
+    if (bpf_ringbuf_query(&events, BPF_RB_PROD_POS) <= ((sizeof(*e) + 8 + 7) & ~7ULL))
+        flags = BPF_RB_FORCE_WAKEUP;
+    bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline void record_args(struct pt_regs *ctx, const struct ft_config *cfg,
                                         unsigned long long *args, char strs[FT_MAX_STRS][FT_STR_LEN])
 {
@@ -126,7 +152,7 @@ static __always_inline int on_entry(struct pt_regs *ctx)
         e->ret = 0;
         bpf_get_current_comm(e->comm, sizeof(e->comm));
         record_args(ctx, cfg, e->args, e->strs);
-        pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
+        submit(e);
         return 0;
     }
 
@@ -208,7 +234,7 @@ static __always_inline int on_return(struct pt_regs *ctx)
     }
     if (f)
         bpf_map_delete_elem(&frames, &key);
-    pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
+    submit(e);
     return 0;
 }
 
@@ -278,6 +304,6 @@ int functrace_usdt(struct pt_regs *ctx)
         if (bpf_probe_read_user_str(e->strs[s], FT_STR_LEN, (void *)e->args[idx]) < 0)
             e->strs[s][0] = 0;
     }
-    pyprobe_ringbuf_submit(&events, e, PYPROBE_RINGBUF_THRESHOLD);
+    submit(e);
     return 0;
 }

@@ -12,9 +12,9 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from pyprobe._ffi import ffi, lib
+from pyprobe._record import Record
 
 logger = logging.getLogger("pyprobe.libbpf")
 logging.getLogger("pyprobe").addHandler(logging.NullHandler())
@@ -24,13 +24,18 @@ _BEGIN_LOG = re.compile(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --\n(.*?)-- END
 _LOAD_FAILED = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
 
 
-@dataclass
-class LoadCapture:
+class LoadCapture(Record):
     """What libbpf said about failed program loads while a capture was active."""
 
-    logs: dict[str, str] = field(default_factory=dict)
-    failed: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
+    __slots__ = ("failed", "logs", "messages")
+    _fields_ = ("logs", "failed", "messages")
+
+    def __init__(
+        self, logs: dict[str, str] | None = None, failed: list[str] | None = None, messages: list[str] | None = None
+    ) -> None:
+        self.logs: dict[str, str] = {} if logs is None else logs
+        self.failed: list[str] = [] if failed is None else failed
+        self.messages: list[str] = [] if messages is None else messages
 
 
 _local = threading.local()

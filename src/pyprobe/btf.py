@@ -20,10 +20,10 @@ import importlib
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pyprobe._ffi import cstr, ffi, lib
+from pyprobe._record import FrozenRecord
 from pyprobe.errors import BpfError, check_ptr
 
 __all__ = ["Btf", "BtfError", "BtfStruct", "BtfUnion", "Kind", "numpy_dtype", "to_python"]
@@ -50,8 +50,7 @@ _NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF, Kind.INT, Kind.ENUM, Kind
 _PREFIXES = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """One member of a BTF struct or union."""
 
     name: str
@@ -60,29 +59,51 @@ class Member:
     bitfield_size: int = 0
 
 
-@dataclass(frozen=True)
-class TypeRecord:
+class TypeRecord(FrozenRecord):
     """One BTF type record as read from libbpf, independent of libbpf's memory."""
+
+    __slots__ = (
+        "elem_type", "enum_values", "extra", "id", "int_bits", "int_encoding", "int_offset", "kind", "members",
+        "name", "nelems", "ref", "signed", "size", "vars",
+    )  # fmt: skip
+    _fields_ = (
+        "id", "kind", "name", "size", "ref", "int_encoding", "int_bits", "int_offset", "signed", "members",
+        "enum_values", "elem_type", "nelems", "vars", "extra",
+    )  # fmt: skip
+    _compare_ = _fields_[:-1]  # not extra
 
     id: int
     kind: int
     name: str
-    size: int = 0
+    size: int
     """Byte size for INT, STRUCT, UNION, ENUM, FLOAT, DATASEC."""
-    ref: int = 0
+    ref: int
     """The referenced type for PTR, TYPEDEF, qualifiers, VAR, FUNC."""
-    int_encoding: int = 0
-    int_bits: int = 0
-    int_offset: int = 0
-    signed: bool = False
+    int_encoding: int
+    int_bits: int
+    int_offset: int
+    signed: bool
     """Enums: whether the values are signed (kflag)."""
-    members: tuple[Member, ...] = ()
-    enum_values: tuple[tuple[str, int], ...] = ()
-    elem_type: int = 0
-    nelems: int = 0
-    vars: tuple[tuple[int, int, int], ...] = ()
+    members: tuple[Member, ...]
+    enum_values: tuple[tuple[str, int], ...]
+    elem_type: int
+    nelems: int
+    vars: tuple[tuple[int, int, int], ...]
     """DATASEC: (VAR type id, offset, size) per variable."""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: dict[str, Any]
+
+    def __init__(
+        self, id: int, kind: int, name: str, size: int = 0, ref: int = 0, int_encoding: int = 0, int_bits: int = 0,
+        int_offset: int = 0, signed: bool = False, members: tuple[Member, ...] = (),
+        enum_values: tuple[tuple[str, int], ...] = (), elem_type: int = 0, nelems: int = 0,
+        vars: tuple[tuple[int, int, int], ...] = (), extra: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        values = (
+            id, kind, name, size, ref, int_encoding, int_bits, int_offset, signed, members, enum_values, elem_type,
+            nelems, vars, {} if extra is None else extra,
+        )  # fmt: skip
+        for field, value in zip(self._fields_, values, strict=True):
+            object.__setattr__(self, field, value)
 
 
 class _BtfComposite:

@@ -20,8 +20,7 @@ import functools
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.enums import AttachType, ProgramType
@@ -41,8 +40,7 @@ __all__ = [
 Cause = Literal["", "kernel-version", "config", "lockdown", "permission", "unknown"]
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(NamedTuple):
     """A kernel feature an attach kind needs."""
 
     name: str
@@ -53,8 +51,7 @@ class Feature:
     """Kernel config options it needs (all must be on)."""
 
 
-@dataclass(frozen=True)
-class FeatureStatus:
+class FeatureStatus(NamedTuple):
     """What :func:`probe` found: ``available``, or ``reason`` and ``cause`` of the absence."""
 
     feature: Feature

@@ -5,10 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pyprobe import features, symbols, usdt
 from pyprobe._ffi import cstr, ffi, lib
@@ -34,17 +32,17 @@ if TYPE_CHECKING:
 __all__ = ["Program", "TestRunResult"]
 
 
-@dataclass(frozen=True)
-class TestRunResult:
+class TestRunResult(NamedTuple):
     """What one BPF_PROG_RUN returned: the program's return value, output data and mean run time (ns)."""
-
-    __test__ = False  # not a pytest test class
 
     retval: int
     data: bytes
     duration_ns: int
     ctx: bytes = b""
     """The context after the run (SEC("syscall") programs may write to it)."""
+
+
+TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
 class Program:
@@ -715,6 +713,8 @@ class Program:
         """
         context = f"attach xdp program '{self.name}' to interface {interface!r}"
         self._require_kind("attach_xdp", (ProgramType.XDP,), 'a SEC("xdp") program', context)
+        import socket  # imported here: the other attach kinds do without it
+
         try:
             if isinstance(interface, str):
                 ifindex, ifname = socket.if_nametoindex(interface), interface

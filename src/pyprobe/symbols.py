@@ -1,7 +1,7 @@
 """Function symbols of ELF binaries: find a function by name and compute the file offset a uprobe needs.
 
 Names are matched against the ELF symbol tables (``.symtab`` and ``.dynsym``,
-read with pyelftools) in this order: the exact symbol (``main.main`` in Go,
+read by :mod:`pyprobe._elf`) in this order: the exact symbol (``main.main`` in Go,
 ``_Z9utest_addii`` in C++), the demangled name (``utest_add(int, int)``,
 demangled by libstdc++'s own ``__cxa_demangle``), then the bare name
 (``utest_add``: the demangled name without its parameter list). A bare name
@@ -22,21 +22,17 @@ import fnmatch
 import functools
 import os
 import re
-import shutil
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
+from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, ElfSection, cstring
 from pyprobe._ffi import ffi, lib
+from pyprobe._record import FrozenRecord
 from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
-
-if TYPE_CHECKING:
-    from elftools.elf.sections import SymbolTableSection
 
 __all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):
     """A function in a binary: its symbol, demangled name, file offset (what a uprobe takes) and size."""
 
     name: str
@@ -91,9 +87,14 @@ def _bare(demangled: str) -> str:
     return demangled
 
 
-@dataclass(frozen=True)
-class ElfInfo:
+_Index = tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]
+
+
+class ElfInfo(FrozenRecord):
     """What pyprobe needs from one ELF file: its function symbols and a few facts."""
+
+    __slots__ = ("_index", "has_symtab", "is_go", "machine", "path", "segments", "symbols")
+    _fields_ = ("path", "symbols", "has_symtab", "is_go", "machine", "segments")
 
     path: str
     symbols: tuple[Symbol, ...]
@@ -103,9 +104,26 @@ class ElfInfo:
     segments: tuple[tuple[int, int, int, int], ...]
     """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
 
-    @functools.cached_property
-    def index(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]:
+    def __init__(
+        self, path: str, symbols: tuple[Symbol, ...], has_symtab: bool, is_go: bool, machine: str,
+        segments: tuple[tuple[int, int, int, int], ...],
+    ) -> None:  # fmt: skip
+        for name, value in zip(self._fields_, (path, symbols, has_symtab, is_go, machine, segments), strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_index", None)
+
+    _index: _Index | None
+
+    @property
+    def index(self) -> _Index:
         """Symbols by name, by demangled name and by bare name (built once per file)."""
+        index: _Index | None = self._index
+        if index is None:
+            index = self._build_index()
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _build_index(self) -> _Index:
         by_name: dict[str, list[Symbol]] = {}
         by_demangled: dict[str, list[Symbol]] = {}
         by_bare: dict[str, list[Symbol]] = {}
@@ -138,38 +156,29 @@ def _check_file(path: str, context: str) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
-    # pyelftools is imported on first use: it costs about 40 ms, which commands that read no ELF file skip
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
+    context = f"read symbols of {path}"
     with open(path, "rb") as f:
         if f.read(4) != b"\x7fELF":
-            raise _err(AttachError, errno.ENOEXEC, f"{path} is not an ELF file", f"read symbols of {path}")
-        f.seek(0)
+            raise _err(AttachError, errno.ENOEXEC, f"{path} is not an ELF file", context)
         try:
-            elf = ELFFile(f)
-            segments = tuple(
-                (int(s["p_vaddr"]), int(s["p_memsz"]), int(s["p_offset"]), int(s["p_filesz"]))
-                for s in elf.iter_segments()
-                if s["p_type"] == "PT_LOAD"
-            )
+            elf = ElfFile(f)
+            segments = tuple((s.vaddr, s.memsz, s.offset, s.filesz) for s in elf.segments if s.type == PT_LOAD)
             info = _ElfBuilder(path, segments)
             has_symtab = False
             for name in (".symtab", ".dynsym"):
-                section = elf.get_section_by_name(name)
-                if not isinstance(section, SymbolTableSection):
+                section = elf.section(name)
+                if section is None or section.type not in (SHT_SYMTAB, SHT_DYNSYM):
                     continue
                 has_symtab = has_symtab or name == ".symtab"
-                info.add_table(section)
-            is_go = any(
-                elf.get_section_by_name(n) is not None for n in (".go.buildinfo", ".gopclntab", ".note.go.buildid")
-            )
-            return ElfInfo(path, info.symbols(), has_symtab, is_go, str(elf["e_machine"]), segments)
-        except ELFError as exc:
-            raise _err(
-                AttachError, errno.ENOEXEC, f"{path} is not a valid ELF file ({exc})", f"read symbols of {path}"
-            ) from None
+                info.add_table(elf, section)
+            is_go = any(elf.section(n) is not None for n in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
+            return ElfInfo(path, info.symbols(), has_symtab, is_go, elf.machine, segments)
+        except ElfFormatError as exc:
+            raise _err(AttachError, errno.ENOEXEC, f"{path} is not a valid ELF file ({exc})", context) from None
+
+
+_STT_FUNC = 2
+"""Function symbols. STT_GNU_IFUNC ones are left out: their address is the resolver, run once at load."""
 
 
 class _ElfBuilder:
@@ -178,22 +187,22 @@ class _ElfBuilder:
         self.segments = segments
         self.seen: dict[tuple[str, int], Symbol] = {}
 
-    def add_table(self, section: SymbolTableSection) -> None:
-        for sym in section.iter_symbols():
-            if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or sym["st_shndx"] == "SHN_UNDEF":
+    def add_table(self, elf: ElfFile, section: ElfSection) -> None:
+        strtab = elf.strings(section.link)
+        for st_name, value, size, kind, _bind, shndx in elf.symbols(section):
+            if kind != _STT_FUNC or shndx == 0 or not value:  # shndx 0: SHN_UNDEF (an import)
                 continue
-            value = int(sym["st_value"])
-            name = sym.name
-            if not value or not name:
+            raw = cstring(strtab, st_name)
+            if not raw:
                 continue
-            name = name.split("@", 1)[0]
+            name = raw.decode("latin-1").split("@", 1)[0]
             key = (name, value)
             if key in self.seen:
                 continue
             offset = self._offset(value)
             if offset is None:
                 continue
-            self.seen[key] = Symbol(name, demangle(name), offset, int(sym["st_size"]), self.path, value)
+            self.seen[key] = Symbol(name, demangle(name), offset, size, self.path, value)
 
     def _offset(self, vaddr: int) -> int | None:
         for start, memsz, offset, filesz in self.segments:
@@ -231,6 +240,8 @@ _ARCH_TAGS = {"x86_64": "x86-64", "aarch64": "AArch64"}
 @functools.lru_cache(maxsize=1)
 def _ld_cache() -> tuple[tuple[str, str], ...]:
     """(soname, path) pairs from ``ldconfig -p`` for this machine's architecture."""
+    import shutil  # imported here, as are the others that only a library name needs
+
     ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else None)
     if ldconfig is None:
         return ()
@@ -349,7 +360,11 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
                 path = _process_root(real_pid) + mapped
                 _check_file(path, context)
                 return path
-    found = _find_library(name) or shutil.which(name)
+    found = _find_library(name)
+    if found is None:
+        import shutil
+
+        found = shutil.which(name)
     if found is None:
         where = f" (nor mapped by pid {pid})" if real_pid > 0 else ""
         raise _err(

@@ -14,7 +14,7 @@ import errno
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe.enums import MapType, ProgramType
@@ -23,8 +23,7 @@ from pyprobe.errors import BpfError, check_int
 __all__ = ["MapInfo", "ProgramInfo", "maps", "programs"]
 
 
-@dataclass(frozen=True)
-class ProgramInfo:
+class ProgramInfo(NamedTuple):
     """One loaded BPF program, as the kernel reports it.
 
     ``type`` is a :class:`~pyprobe.ProgramType` (or the raw number for a type
@@ -53,8 +52,7 @@ class ProgramInfo:
         return self.type.name.lower() if isinstance(self.type, ProgramType) else str(self.type)
 
 
-@dataclass(frozen=True)
-class MapInfo:
+class MapInfo(NamedTuple):
     """One BPF map in the kernel: id, name, :class:`~pyprobe.MapType` (or raw number), sizes, flags, BTF id."""
 
     id: int

@@ -9,16 +9,16 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from pyprobe._elf import SHT_NOBITS, ElfFile, ElfFormatError
 from pyprobe.errors import AttachError
 from pyprobe.symbols import elf_info, resolve_binary
 
 __all__ = ["UsdtArgument", "UsdtProbe", "probes"]
 
 
-@dataclass(frozen=True)
-class UsdtArgument:
+class UsdtArgument(NamedTuple):
     """One argument spec of a USDT probe, e.g. ``-4@%edx``: ``size`` in bytes, ``signed``, ``location``."""
 
     spec: str
@@ -27,8 +27,7 @@ class UsdtArgument:
     location: str
 
 
-@dataclass(frozen=True)
-class UsdtProbe:
+class UsdtProbe(NamedTuple):
     """A USDT probe of a binary.
 
     ``address`` is the probe's virtual address (adjusted for prelinking through
@@ -64,26 +63,22 @@ def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtP
     Reads the ``.note.stapsdt`` ELF notes; an empty list when there are none.
     Raises :class:`~pyprobe.AttachError` for a missing, unreadable or non-ELF binary.
     """
-    from elftools.common.exceptions import ELFError  # imported on first use (about 40 ms)
-    from elftools.elf.elffile import ELFFile
-
     path = resolve_binary(binary, pid)
     info = elf_info(path)  # checks the file and that it is ELF
     try:
         with open(path, "rb") as f:
-            elf = ELFFile(f)
-            notes = elf.get_section_by_name(".note.stapsdt")
+            elf = ElfFile(f)
+            notes = elf.section(".note.stapsdt")
             if notes is None:
                 return []
-            base_section = elf.get_section_by_name(".stapsdt.base")
-            base_addr = int(base_section["sh_addr"]) if base_section is not None else None
-            data = notes.data()
-            wide = elf.elfclass == 64
-            little = elf.little_endian
-    except ELFError as exc:
+            base_section = elf.section(".stapsdt.base")
+            base_addr = base_section.addr if base_section is not None else None
+            data = elf.data(notes)
+    except ElfFormatError as exc:
         raise AttachError(
             errno.ENOEXEC, f"{path} has invalid notes ({exc})", context=f"read USDT notes of {path}"
         ) from None
+    wide, little = elf.wide, elf.little
     order = "<" if little else ">"
     word = "Q" if wide else "I"
     wsize = 8 if wide else 4
@@ -107,20 +102,16 @@ def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtP
             if semaphore:
                 semaphore += base_addr - note_base
         offset = info.vaddr_to_offset(pc) or 0
-        sem_offset = _semaphore_offset(path, semaphore) if semaphore else 0
+        sem_offset = _semaphore_offset(elf, semaphore) if semaphore else 0
         arguments = tuple(_parse_argument(a) for a in args_text.split() if a)
         found.append(UsdtProbe(provider, name, pc, semaphore, arguments, path, offset, sem_offset))
     return found
 
 
-def _semaphore_offset(path: str, vaddr: int) -> int:
+def _semaphore_offset(elf: ElfFile, vaddr: int) -> int:
     """File offset of a semaphore in a data section (as the kernel's uprobe ref_ctr_offset wants it)."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        for section in elf.iter_sections():
-            start, size = int(section["sh_addr"]), int(section["sh_size"])
-            if section["sh_type"] != "SHT_NOBITS" and start and start <= vaddr < start + size:
-                return vaddr - start + int(section["sh_offset"])
+    for section in elf.sections:
+        start, size = section.addr, section.size
+        if section.type != SHT_NOBITS and start and start <= vaddr < start + size:
+            return vaddr - start + section.offset
     return 0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import shutil
-import signal
 
 __all__ = ["HeldChild"]
 
@@ -20,6 +17,10 @@ class HeldChild:
     """
 
     def __init__(self, command: str) -> None:
+        import shlex  # imported here: only -c needs them
+        import shutil
+        import signal
+
         argv = shlex.split(command)
         if not argv:
             raise ValueError("-c needs a command")
@@ -65,6 +66,8 @@ class HeldChild:
             os.close(self._write_end)  # the child reads EOF and exits without running the command
             self._write_end = -1
         if self.poll() is None:
+            import signal
+
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             _, status = os.waitpid(self.pid, 0)

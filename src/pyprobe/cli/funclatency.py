@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyprobe
-from pyprobe._data import probe_path
+from pyprobe._data import probe_file
 from pyprobe.cli import _hist
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import ProbeSpec
@@ -74,7 +74,7 @@ class LatencyTracer:
                 plan[binary] = ([idx[i] for i in multi], [idx[i] for i in single])
             else:
                 plan[binary] = ([], idx)
-        self._obj = obj = pyprobe.open(probe_path("funclatency"))
+        self._obj = obj = pyprobe.open(probe_file("funclatency"))
         try:
             use_multi = any(m for m, _ in plan.values())
             use_single = any(s for _, s in plan.values())

@@ -18,7 +18,7 @@ naming the part at fault.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["ArgType", "Param", "ProbeSpec", "ProbeSyntaxError", "format_value", "parse_probe", "parse_type"]
 
@@ -31,8 +31,7 @@ class ProbeSyntaxError(ValueError):
     """A PROBE argument or a type in it is malformed; the message names the part at fault."""
 
 
-@dataclass(frozen=True)
-class ArgType:
+class ArgType(NamedTuple):
     """How one argument or return value is shown: ``kind`` is signed, unsigned, pointer, string, bool or char."""
 
     kind: str
@@ -98,16 +97,14 @@ def parse_type(text: str) -> ArgType:  # noqa: PLR0911
     )
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One declared argument: its name and type."""
 
     name: str
     type: ArgType
 
 
-@dataclass(frozen=True)
-class ProbeSpec:
+class ProbeSpec(NamedTuple):
     """One parsed PROBE argument.
 
     ``kind`` is ``call`` (entry and return), ``return`` (``r:``) or ``usdt`` (``u:``).
@@ -122,7 +119,7 @@ class ProbeSpec:
     name: str = ""
     params: tuple[Param, ...] | None = None
     ret: ArgType | None = None
-    is_glob: bool = field(default=False)
+    is_glob: bool = False
 
     @property
     def string_args(self) -> list[int]:

@@ -3,8 +3,9 @@
 One precompiled object (bpf/probes/functrace.bpf.c) serves every traced
 function: the attach cookie indexes the function's config (how many
 arguments, which are strings) in its ``funcs`` map. Events reach a ring
-buffer without waking this process (``pyprobe_ringbuf_submit``); a
-:class:`pyprobe.RingBuffer` drains it on a short timer and decodes the
+buffer without waking this process (``pyprobe_ringbuf_submit``), except the
+first one, which the reader prints as soon as it comes; a
+:class:`pyprobe.RingBuffer` drains the others on a short timer and decodes the
 records as ``struct ft_event`` from the object's BTF.
 """
 
@@ -14,12 +15,12 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import pyprobe
 from pyprobe import symbols
-from pyprobe._data import probe_path
+from pyprobe._data import probe_file
+from pyprobe._record import Record
 from pyprobe.cli._session import Session, Status
 from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
 from pyprobe.symbols import Symbol
@@ -31,7 +32,7 @@ __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "run"]
 MAX_STRS = 4
 FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
 DRAIN_INTERVAL = 0.02
-"""Seconds between looks at the ring: events are submitted without waking the reader."""
+"""Seconds between looks at the ring: events after the first are submitted without waking the reader."""
 BATCH = 4096
 """Events decoded at a time: bounds the memory a burst of calls costs (each event is 664 bytes)."""
 RING_BYTES = 1 << 22
@@ -50,15 +51,20 @@ def add_symbol_hint(exc: pyprobe.AttachError, spec: ProbeSpec) -> pyprobe.Attach
     return exc
 
 
-@dataclass
-class Function:
+class Function(Record):
     """One traced function or USDT probe: its index (the cookie), the probe that named it, what was found."""
 
-    index: int
-    spec: ProbeSpec
-    symbol: Symbol | None = None
-    usdt: UsdtProbe | None = None
-    calls: int = 0
+    __slots__ = ("calls", "index", "spec", "symbol", "usdt")
+    _fields_ = ("index", "spec", "symbol", "usdt", "calls")
+
+    def __init__(
+        self, index: int, spec: ProbeSpec, symbol: Symbol | None = None, usdt: UsdtProbe | None = None, calls: int = 0
+    ) -> None:
+        self.index = index
+        self.spec = spec
+        self.symbol = symbol
+        self.usdt = usdt
+        self.calls = calls
 
     @property
     def binary(self) -> str:
@@ -283,7 +289,7 @@ class Tracer:
             if f.usdt is None:
                 per_binary.setdefault(f.binary, []).append(f)
         plan = {b: _plan(fs) for b, fs in per_binary.items()}
-        obj = pyprobe.open(probe_path("functrace"))
+        obj = pyprobe.open(probe_file("functrace"))
         try:
             wanted = {"functrace_usdt": any(f.usdt is not None for f in self.functions)}
             wanted["functrace_entry"] = wanted["functrace_return"] = any(single for _, single in plan.values())
