@@ -54,3 +54,9 @@ def test_extension_matches_the_libbpf_it_runs_with() -> None:
     assert _ffi.BUILT_VERSION == _ffi.RUNTIME_VERSION
     assert _ffi.RUNTIME_VERSION >= (1, 4)
     assert pyprobe.libbpf_version().startswith("v1.")
+
+
+def test_kernel_only_enotsupp_is_named_and_unsupported() -> None:
+    err = error_from_errno(524, "test_run program 'p'")
+    assert isinstance(err, pyprobe.UnsupportedError)
+    assert str(err) == "test_run program 'p': Operation not supported by this program or map type [ENOTSUPP]"

@@ -249,3 +249,11 @@ def test_no_fd_leak_over_10000_cycles() -> None:
         obj.load()
         obj.close()
     assert len(open_fds()) == before
+
+
+def test_test_run_of_a_program_type_the_kernel_cannot_run() -> None:
+    with (
+        pyprobe.load(test_object("minimal")) as obj,
+        pytest.raises(pyprobe.UnsupportedError, match=r"on_call.*ENOTSUPP"),
+    ):
+        obj.programs["on_call"].test_run()  # uprobe (kprobe-type) programs have no BPF_PROG_RUN

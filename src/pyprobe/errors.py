@@ -43,7 +43,7 @@ class BpfError(OSError):
         if self.context:
             text = f"{self.context}: {text}"
         if self.errno:
-            name = _errno.errorcode.get(self.errno)
+            name = _errno.errorcode.get(self.errno) or _KERNEL_ERRNO.get(self.errno, ("", ""))[0]
             if name and name not in text:
                 text = f"{text} [{name}]"
         if self.hint:
@@ -147,6 +147,11 @@ def _lockdown() -> str | None:
     return mode if mode and mode != "none" else None
 
 
+# Kernel-internal errnos that reach user space from the bpf() syscall; libc has no name for them.
+ENOTSUPP = 524
+_KERNEL_ERRNO = {ENOTSUPP: ("ENOTSUPP", "Operation not supported by this program or map type")}
+
+
 def error_from_errno(err: int, context: str, cls: type[BpfError] = BpfError, **extra: Any) -> BpfError:
     """Builds the exception for ``err`` (positive errno) while doing ``context``.
 
@@ -155,7 +160,7 @@ def error_from_errno(err: int, context: str, cls: type[BpfError] = BpfError, **e
     EOPNOTSUPP :class:`UnsupportedError`, unless ``cls`` is more specific.
     """
     err = abs(err)
-    message = os.strerror(err) if err else "unknown error"
+    message = _KERNEL_ERRNO[err][1] if err in _KERNEL_ERRNO else os.strerror(err) if err else "unknown error"
     hint = extra.pop("hint", "")
     if cls in (BpfError, AttachError, MapError) or (cls is LoadError and err == _errno.EPERM):
         if err in (_errno.EPERM,) and not _has_bpf_caps():
@@ -165,7 +170,7 @@ def error_from_errno(err: int, context: str, cls: type[BpfError] = BpfError, **e
                 err, message, context=context,
                 hint=hint or f"the kernel is in lockdown mode '{mode}', which refuses this even to root",
             )  # fmt: skip
-        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP):
+        if err in (_errno.EOPNOTSUPP, _errno.ENOTSUP, ENOTSUPP):
             return UnsupportedError(err, message, context=context, hint=hint)
     return cls(err, message, context=context, hint=hint, **extra)
 
