@@ -3,8 +3,8 @@
 Three ways from Python: per-key (get_next_key + lookup per entry, as bcc
 does), the batch dump (BPF_MAP_LOOKUP_BATCH in a C loop inside the
 extension) to a MapItems snapshot, and the same fully decoded into a list of
-(int, struct) pairs; against bench/c/maps.c doing the batch dump in C on the
-same map in the same run. Prints figures and ratios measured now.
+(int, struct) pairs and into a dict; against bench/c/maps.c doing the batch
+dump in C on the same map in the same run. Prints figures and ratios measured now.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> None:
 
         dump = median_time(lambda: m.items(batch=True), 5)
         full = median_time(lambda: list(m.items(batch=True)), 5)
+        as_dict = median_time(lambda: m.items(batch=True).to_dict(), 5)
         numpy = median_time(lambda: m.items(batch=True).to_numpy(), 5)
         keys_only = median_time(lambda: m.items(batch=True).key_list(), 3)
         items = m.items(batch=True)
@@ -50,6 +51,7 @@ def main() -> None:
         print(f"pyprobe batch dump (MapItems snapshot): {dump * 1e3:8.1f} ms  ({dump / c:.2f}x C)")
         print(f"  + keys decoded to ints:               {keys_only * 1e3:8.1f} ms  ({keys_only / c:.2f}x C)")
         print(f"  + every pair decoded (int, struct):   {full * 1e3:8.1f} ms  ({full / c:.2f}x C)")
+        print(f"  + decoded into a dict (to_dict()):    {as_dict * 1e3:8.1f} ms  ({as_dict / c:.2f}x C)")
         print(f"  + to_numpy() structured arrays:       {numpy * 1e3:8.1f} ms  ({numpy / c:.2f}x C)")
         print(f"pyprobe per-key (get_next_key+lookup):  {slow * 1e3:8.1f} ms  ({slow / c:.2f}x C)")
         print(f"batch vs per-key: snapshot {slow / dump:.0f}x faster, fully decoded {slow / full:.0f}x faster")

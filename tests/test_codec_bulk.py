@@ -1,0 +1,100 @@
+"""Bulk decoding of map blobs: the collector pause and what the decoded values are (no kernel needed)."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import struct
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import test_object
+from pyprobe.btf import Btf
+from pyprobe.maps._codec import Codec, PerCpuCodec, bulk
+
+
+@pytest.fixture
+def gc_enabled() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_bulk_promotes_without_scanning_and_cycles_are_still_collected(gc_enabled: None) -> None:
+    with bulk():
+        assert not gc.isenabled()
+        made = [_Node() for _ in range(5000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 700  # moved out of the youngest generation: no scan of 5000 objects pending
+    probe = weakref.ref(made[0])
+    del made
+    assert probe() is not None  # reference cycles: only a collection frees them
+    gc.collect()
+    assert probe() is None
+
+
+def test_bulk_keeps_the_programs_frozen_objects_frozen(gc_enabled: None) -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with bulk():
+            kept = [_Node() for _ in range(100)]
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 100
+
+
+def test_bulk_leaves_a_disabled_collector_disabled(gc_enabled: None) -> None:
+    gc.disable()
+    with bulk():
+        pass
+    assert not gc.isenabled()
+
+
+def _value16() -> type:
+    ct: type = Btf.from_file(test_object("maps")).type_by_name("struct value16")
+    return ct
+
+
+def test_decoded_structs_are_independent_btf_structs() -> None:
+    ct = _value16()
+    size = ctypes.sizeof(ct)
+    layout = {name: off for name, off, _ in ct._btf_layout_}  # type: ignore[attr-defined]
+    blob = bytearray(size * 3)
+    for i in range(3):
+        struct.pack_into("<Q", blob, i * size + layout["count"], 100 + i)
+    values = Codec(ct, size, "value").decode_many(blob, 3, size)
+    assert [type(v) for v in values] == [ct] * 3
+    assert [v.count for v in values] == [100, 101, 102]
+    assert values[1] == ct.from_buffer_copy(blob, size) and values[1].to_dict()["count"] == 101
+    blob[size + layout["count"]] = 0  # a copy: the blob can change afterwards
+    values[0].count = 7  # and each value is its own
+    assert [v.count for v in values] == [7, 101, 102]
+    last = values.pop()
+    del values
+    gc.collect()
+    assert last.count == 102 and last.to_dict()["count"] == 102  # outlives the others and their array
+
+
+def test_decoded_per_cpu_values_are_lists() -> None:
+    ct = _value16()
+    size = ctypes.sizeof(ct)
+    offset = {name: off for name, off, _ in ct._btf_layout_}["count"]  # type: ignore[attr-defined]
+    codec = PerCpuCodec(Codec(ct, size, "value"), 2)
+    blob = bytearray(codec.size * 2)
+    for slot, count in enumerate([1, 2, 3, 4]):
+        struct.pack_into("<Q", blob, slot * codec.stride + offset, count)
+    values = codec.decode_many(blob, 2, codec.size)
+    assert [[v.count for v in cpus] for cpus in values] == [[1, 2], [3, 4]]
+    keys = Codec(ctypes.c_uint32, 4, "key").decode_many(bytearray(struct.pack("<3I", 5, 6, 7)), 3, 4)
+    assert keys == [5, 6, 7] and all(type(k) is int for k in keys)
