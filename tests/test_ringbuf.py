@@ -136,6 +136,28 @@ def test_read_batch_gives_raw_offsets_iteration_and_numpy(obj: pyprobe.BpfObject
         assert sub.to_numpy()["seq"].tolist() == list(range(615, 625))
 
 
+def test_batches_kept_alive_keep_their_events_while_later_reads_reuse_memory(obj: pyprobe.BpfObject) -> None:
+    np = pytest.importorskip("numpy")
+    with pyprobe.RingBuffer(obj.maps["events"], event_type=Event) as rb:
+        kept: list[Any] = []
+        for round_ in range(12):
+            emit(obj, 500, start=round_ * 500)
+            batch = rb.read_batch(timeout=1.0)
+            assert len(batch) == 500
+            # What holds a batch's memory: the batch, a slice of it, a numpy view of it.
+            kept.append((round_, [batch, batch[100:200], batch.to_numpy()][round_ % 3]))
+            del batch
+            gc.collect()  # batches no one holds are gone: their memory is reused by the next read
+        for round_, held in kept:
+            seqs = held["seq"].tolist() if isinstance(held, np.ndarray) else [e.seq for e in held]
+            first = round_ * 500 + (100 if round_ % 3 == 1 else 0)
+            assert seqs == list(range(first, first + len(seqs)))
+        view = kept[2][1]
+        assert not view.flags.writeable
+        raw = kept[0][1].raw
+        assert isinstance(raw, bytes) and len(raw) == 500 * 72
+
+
 def test_records_of_different_sizes_and_discarded_records(obj: pyprobe.BpfObject) -> None:
     with pyprobe.RingBuffer(obj.maps["events"]) as rb:
         emit(obj, 10, flags=EMIT_SMALL)

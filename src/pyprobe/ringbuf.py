@@ -11,6 +11,7 @@ import errno
 import functools
 import os
 import select
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,32 +24,44 @@ from pyprobe.errors import MapError, check_ptr
 __all__ = ["RingBuffer"]
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
-_MIN_SCRATCH = 1 << 20
-_MAX_SCRATCH = 1 << 30
+_POOL = 4
+"""Copy buffers kept per ring for reuse."""
+_MIN_BUFFER = 1 << 20
+_FREE_REFS = 3
+"""sys.getrefcount() of a pooled buffer only the pool holds: the pool's list, the loop variable, the argument."""
 
 
 class _Ring(Source):
-    """One ring map: its mmap'ed consumer (C), its dup'ed fd and a reusable copy buffer."""
+    """One ring map: its mmap'ed consumer (C), its dup'ed fd, its size and a reusable offsets array."""
 
-    __slots__ = ("fd", "offsets", "offsets_len", "ptr", "scratch", "scratch_len")
+    __slots__ = ("fd", "offsets", "offsets_len", "pool", "ptr", "size")
 
     def __init__(self, name: str, callback: Any, event_type: Any, fd: int, ptr: Any) -> None:
         super().__init__(name, callback, event_type)
         self.fd = fd
         self.ptr = ptr
-        self.scratch: Any = None
-        self.scratch_len = 0
+        self.size = int(lib.pyprobe_ring_size(ptr))
         self.offsets: Any = None
         self.offsets_len = 0
+        self.pool: list[Any] = []
 
-    def buffers(self, max_events: int, min_bytes: int = 0) -> None:
-        want = max(min(int(lib.pyprobe_ring_size(self.ptr)), _MAX_SCRATCH), _MIN_SCRATCH, min_bytes)
-        if self.scratch_len < want:
-            self.scratch = _raw_alloc("char[]", want)
-            self.scratch_len = want
-        if self.offsets_len < max_events + 1:
-            self.offsets = _raw_alloc("__u32[]", max_events + 1)
-            self.offsets_len = max_events + 1
+    def buffer(self, want: int) -> tuple[Any, int]:
+        """A buffer of at least ``want`` bytes that nothing outside the pool references, and its size.
+
+        A batch references its buffer (through an ffi.buffer and memoryviews,
+        and numpy arrays made from them) for as long as it or anything made
+        from it lives; a buffer only the pool holds is free to fill again.
+        """
+        pool = self.pool
+        for buf in pool:
+            if sys.getrefcount(buf) <= _FREE_REFS and len(buf) >= want:
+                return buf, len(buf)
+        size = max(want, min(self.size, _MIN_BUFFER))
+        buf = _raw_alloc("char[]", size)
+        if len(pool) >= _POOL:
+            pool.pop(0)  # freed once the batches holding it are gone
+        pool.append(buf)
+        return buf, size
 
 
 def _release(rings: list[_Ring], epoll: select.epoll) -> None:
@@ -145,24 +158,27 @@ class RingBuffer(EventReader):
         rings = self._rings
         count = len(rings)
         need = self._need
+        drain = lib.pyprobe_ring_drain
         for step in range(count):
             ring = rings[(self._next_ring + step) % count]
-            if not lib.pyprobe_ring_avail(ring.ptr):
+            avail = lib.pyprobe_ring_avail(ring.ptr)
+            if not avail:
                 continue
-            ring.buffers(max_events)
-            n = lib.pyprobe_ring_drain(
-                ring.ptr, ring.scratch, ring.scratch_len, ring.offsets, max_events, need, need + 1
-            )
-            if n == 0 and need[0]:
-                ring.buffers(max_events, int(need[0]))
-                n = lib.pyprobe_ring_drain(
-                    ring.ptr, ring.scratch, ring.scratch_len, ring.offsets, max_events, need, need + 1
-                )
+            if ring.offsets_len <= max_events:
+                ring.offsets = _raw_alloc("__u32[]", max_events + 1)
+                ring.offsets_len = max_events + 1
+            # The records are copied once, into memory the batch keeps: one
+            # of the ring's buffers that no earlier batch holds any more, so
+            # the copy lands in memory that is mapped and likely cached.
+            out, size = ring.buffer(min(int(avail), ring.size))
+            n = drain(ring.ptr, out, size, ring.offsets, max_events, need, need + 1)
+            if n == 0 and need[0]:  # cannot happen for a committed record; kept as a guard
+                out, size = ring.buffer(int(need[0]))
+                n = drain(ring.ptr, out, size, ring.offsets, max_events, need, need + 1)
             if n == 0:
                 continue
             self._next_ring = (self._next_ring + step + 1) % count
-            used = ring.offsets[n]
-            raw = ffi.buffer(ring.scratch, used)[:]
+            raw = memoryview(ffi.buffer(out, ring.offsets[n])).toreadonly()
             offsets = memoryview(ffi.buffer(ring.offsets, 4 * (n + 1))[:]).cast("I")
             return ring, Batch(raw, offsets, int(need[1]), ring.event_type, ring.name)
         return None
