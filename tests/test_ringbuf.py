@@ -231,6 +231,32 @@ def test_no_wakeup_submits_are_drained_on_the_reader_timer(obj: pyprobe.BpfObjec
         assert [e.seq for e in rb.read_batch(timeout=1.0)] == list(range(10, 20))
 
 
+def test_a_reader_that_caught_up_waits_for_a_wakeup_or_its_timer_not_for_each_record(
+    obj: pyprobe.BpfObject,
+) -> None:
+    seen: list[int] = []
+    with pyprobe.RingBuffer(obj.maps["events"], seen.append, event_type=Event, drain_interval=60) as rb:
+        emit(obj, 10, flags=EMIT_NO_WAKEUP)
+        assert [e.seq for e in rb.read_batch(timeout=1.0)] == list(range(10))  # caught up
+        # Records submitted without a wakeup stay in the ring for the wait:
+        # the reader takes them at the wait's deadline (drain_interval is far).
+        emit(obj, 10, start=10, flags=EMIT_NO_WAKEUP)
+        start = time.monotonic()
+        assert [e.seq for e in rb.read_batch(timeout=0.2)] == list(range(10, 20))
+        assert time.monotonic() - start >= 0.15
+        # consume() takes what is there at once
+        emit(obj, 10, start=20, flags=EMIT_NO_WAKEUP)
+        assert rb.consume() == 10
+        assert [e.seq for e in seen] == list(range(20, 30))
+        # A record submitted with a wakeup into the emptied ring ends the wait
+        # at once: the 30 s timeout bounds a reader that would miss the
+        # wakeup, not the test.
+        emit(obj, 1, start=30)
+        start = time.monotonic()
+        assert [e.seq for e in rb.read_batch(timeout=30)] == [30]
+        assert time.monotonic() - start < 10
+
+
 def test_overload_accounting_is_exact() -> None:
     """A 16 KiB ring flooded while Python reads slowly: produced == consumed + dropped."""
     with load_events(ring_size=16384) as obj:
