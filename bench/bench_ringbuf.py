@@ -1,14 +1,30 @@
 """Ring buffer and perf buffer consumers: events/s against a C libbpf consumer measured in the same run.
 
-A producer process (bench/c/ringbuf.c) runs the SEC("syscall") program
+Two measurements.
+
+Live: a producer process (bench/c/ringbuf.c) runs the SEC("syscall") program
 `emit` of tests/bpf/events.bpf.o with BPF_PROG_RUN in a loop, 72-byte events
 written in a bpf_loop, for a fixed time; the consumer under test reads them
 meanwhile. The figure is events consumed per second of production; the
 events a slow consumer misses are counted by the BPF side (reserve failures)
-and shown as dropped. Consumers: C libbpf ring_buffer__poll(), the pyprobe
-callback path (events decoded to a ctypes struct, one field read each), and
-read_batch() with and without .to_numpy(). The perf buffer (raw_tp program
-`perf_emit`) likewise, including wakeup sampling (wakeup_events).
+and shown as dropped. On a 2-core machine producer and consumer share the
+CPUs with everything else, so this figure is the producer's speed as much as
+the consumer's: the consumers' runs are interleaved (so drift hits them
+alike), and each line also gives the consumer's own CPU time per event.
+When the kernel wakes the reader on each submit, it does so only for a
+record submitted while the reader has caught up: a consumer that lags
+spares the producer those wakeups (about 1.4 us each) and so can show a
+higher figure than a faster one.
+
+Capacity: the producer alone fills a 64 MiB ring (no wakeups), then the
+consumer drains it; the figure is events/s of the drain alone, independent
+of the producer.
+
+Consumers: C libbpf ring_buffer__poll() (ring_buffer__consume() for the
+capacity), the pyprobe callback path (events decoded to a ctypes struct, one
+field read each), and read_batch() with and without .to_numpy(). The perf
+buffer (raw_tp program `perf_emit`) likewise, live only, including wakeup
+sampling (wakeup_events).
 
 Run as root after ./dev build: .venv/bin/python bench/bench_ringbuf.py [SECONDS]
 """
@@ -16,6 +32,9 @@ Run as root after ./dev build: .venv/bin/python bench/bench_ringbuf.py [SECONDS]
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
+import resource
 import statistics
 import struct
 import subprocess
@@ -28,11 +47,13 @@ from _common import helper, test_object
 import pyprobe
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 1.5
-REPEAT = 3  # runs per measurement; the median is shown
+REPEAT = 5  # runs per measurement, interleaved between consumers; the median is shown
 PER_RUN = 4096  # events per BPF_PROG_RUN
 RING = 4 << 20  # ring buffer bytes
 PAGES = 256  # perf buffer pages per CPU
 NO_WAKEUP = 1  # EMIT_NO_WAKEUP of tests/bpf/events.h
+CAPACITY_RING = 64 << 20  # ring of the capacity measurement
+CAPACITY_EVENTS = 800_000  # events it is filled with (80 bytes each with the header: fits)
 
 
 class Event(ctypes.Structure):
@@ -75,7 +96,10 @@ def producer_seconds(proc: subprocess.Popen[str]) -> float:
     return float(out.split()[1])
 
 
-def run_c(obj: pyprobe.BpfObject, perf: bool) -> tuple[int, float]:
+Run = Callable[[], tuple[int, float, float]]  # -> events consumed, seconds of production, consumer CPU seconds
+
+
+def run_c(obj: pyprobe.BpfObject, perf: bool) -> tuple[int, float, float]:
     reset(obj)
     bmap = obj.maps["perf_events" if perf else "events"]
     args = ["perf-consume", str(bmap.fd), str(SECONDS + 0.3), str(PAGES)] if perf else [
@@ -85,51 +109,145 @@ def run_c(obj: pyprobe.BpfObject, perf: bool) -> tuple[int, float]:
     time.sleep(0.1)  # let the consumer set up
     producer = start_producer(obj, perf)
     elapsed = producer_seconds(producer)
-    out, _ = consumer.communicate()
-    return int(out.split()[0]), elapsed
+    assert consumer.stdout is not None
+    out = consumer.stdout.read()
+    _, status, usage = os.wait4(consumer.pid, 0)
+    consumer.returncode = os.waitstatus_to_exitcode(status)
+    if consumer.returncode:
+        raise SystemExit(f"C consumer failed ({consumer.returncode})")
+    return int(out.split()[0]), elapsed, usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_py(obj: pyprobe.BpfObject, perf: bool, make: Callable[[], pyprobe.RingBuffer | pyprobe.PerfBuffer],
-           step: Callable[[pyprobe.RingBuffer | pyprobe.PerfBuffer], int]) -> tuple[int, float]:  # fmt: skip
+           step: Callable[[pyprobe.RingBuffer | pyprobe.PerfBuffer], int]) -> tuple[int, float, float]:  # fmt: skip
     reset(obj)
     with make() as reader:
         producer = start_producer(obj, perf)
+        cpu = cpu_seconds()
         consumed = 0
         while producer.poll() is None:
             consumed += step(reader)
         elapsed = producer_seconds(producer)
         while n := step(reader):
             consumed += n
-    return consumed, elapsed
+        cpu = cpu_seconds() - cpu
+    return consumed, elapsed, cpu
 
 
-def report(name: str, run: Callable[[], tuple[int, float]], obj: pyprobe.BpfObject, base: float | None) -> float:
-    """Runs a measurement REPEAT times; prints the median events/s, its range and the share consumed."""
-    rates, shares, drops = [], [], []
+def report(obj: pyprobe.BpfObject, runs: list[tuple[str, Run]]) -> None:
+    """Runs each measurement REPEAT times, interleaved, the first one (C) being the base of the ratios.
+
+    Prints the median events/s, its range, the share of production consumed,
+    the drop rate and the consumer's CPU time per event.
+    """
+    rates: dict[str, list[float]] = {name: [] for name, _ in runs}
+    shares: dict[str, list[float]] = {name: [] for name, _ in runs}
+    drops: dict[str, list[float]] = {name: [] for name, _ in runs}
+    cpus: dict[str, list[float]] = {name: [] for name, _ in runs}
     for _ in range(REPEAT):
-        consumed, elapsed = run()
-        produced, dropped = stats(obj)
-        rates.append(consumed / elapsed)
-        shares.append(consumed / produced if produced else 0.0)
-        drops.append(dropped / elapsed)
-    rate = statistics.median(rates)
-    ratio = f"{rate / base:5.2f}x C" if base else " 1.00x C"
+        for name, run in runs:
+            consumed, elapsed, cpu = run()
+            produced, dropped = stats(obj)
+            rates[name].append(consumed / elapsed)
+            shares[name].append(consumed / produced if produced else 0.0)
+            drops[name].append(dropped / elapsed)
+            cpus[name].append(cpu / consumed * 1e9 if consumed else 0.0)
+    base = statistics.median(rates[runs[0][0]])
+    for name, _ in runs:
+        rate = statistics.median(rates[name])
+        print(
+            f"  {name:<42} {rate / 1e6:6.2f} M events/s ({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f})"
+            f" {rate / base:5.2f}x C  consumed {statistics.median(shares[name]):6.1%},"
+            f" dropped {statistics.median(drops[name]) / 1e6:.2f} M/s,"
+            f" consumer CPU {statistics.median(cpus[name]):3.0f} ns/event"
+        )
+
+
+def capacity(decoded: Callable[[Event], None]) -> None:
+    """Events/s of draining a ring the producer filled beforehand: the consumer alone, producer excluded."""
+    spec = pyprobe.open(test_object("events"))
+    spec.maps["events"].max_entries = CAPACITY_RING
     print(
-        f"  {name:<42} {rate / 1e6:6.2f} M events/s ({min(rates) / 1e6:.2f}-{max(rates) / 1e6:.2f})  {ratio}"
-        f"  consumed {statistics.median(shares):6.1%} of production, {statistics.median(drops) / 1e6:.2f} M/s dropped"
+        f"consumer capacity: a {CAPACITY_RING >> 20} MiB ring filled with {CAPACITY_EVENTS} events first, then drained"
     )
-    return rate
+    with spec.load() as obj:
+        ring, emit = obj.maps["events"], obj.programs["emit"]
+        fill_args = struct.pack("<QQQQ", CAPACITY_EVENTS, 0, NO_WAKEUP, 0)
+        rates: dict[str, list[float]] = {}
+
+        # The C consumer keeps its mapping of the ring across rounds, as the pyprobe readers do.
+        c = subprocess.Popen([str(helper("ringbuf")), "drain", str(ring.fd)], pass_fds=[ring.fd],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert c.stdin is not None and c.stdout is not None
+
+        def drain_c() -> tuple[int, float]:
+            assert c.stdin is not None and c.stdout is not None
+            c.stdin.write("drain\n")
+            c.stdin.flush()
+            n, seconds = c.stdout.readline().split()
+            return int(n), float(seconds)
+
+        def drain_py(reader: pyprobe.RingBuffer, step: Callable[[pyprobe.RingBuffer], int]) -> tuple[int, float]:
+            start = time.perf_counter()
+            got = 0
+            while n := step(reader):
+                got += n
+            return got, time.perf_counter() - start
+
+        def batch_len(reader: pyprobe.RingBuffer) -> int:
+            return len(reader.read_batch(timeout=0))
+
+        def numpy_len(reader: pyprobe.RingBuffer) -> int:
+            arr = reader.read_batch(timeout=0).to_numpy()
+            return int(arr["seq"].size)
+
+        def consume(reader: pyprobe.RingBuffer) -> int:
+            return reader.consume()
+
+        with (
+            pyprobe.RingBuffer(ring, event_type=Event) as batch_reader,
+            pyprobe.RingBuffer(ring, decoded, event_type=Event) as callback_reader,
+        ):
+            runs: list[tuple[str, Callable[[], tuple[int, float]]]] = [
+                ("C libbpf ring_buffer__consume", drain_c),
+                ("pyprobe read_batch()", lambda: drain_py(batch_reader, batch_len)),
+                ("pyprobe read_batch().to_numpy()", lambda: drain_py(batch_reader, numpy_len)),
+                ("pyprobe consume() callback, decoded", lambda: drain_py(callback_reader, consume)),
+            ]
+            for rep in range(REPEAT + 1):  # the first round maps the ring's pages in: not counted
+                for name, run in runs:
+                    emit.test_run(ctx=fill_args)
+                    got, seconds = run()
+                    if got != CAPACITY_EVENTS:
+                        raise SystemExit(f"{name} drained {got} events, not {CAPACITY_EVENTS}")
+                    if rep:
+                        rates.setdefault(name, []).append(got / seconds)
+        c.stdin.close()
+        c.wait()
+    base = statistics.median(rates[runs[0][0]])
+    for name, _ in runs:
+        rate = statistics.median(rates[name])
+        print(
+            f"  {name:<42} {rate / 1e6:7.2f} M events/s ({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f})"
+            f"  {rate / base:5.2f}x C"
+        )
 
 
 def main() -> None:
+    seq_sum = [0]
+
+    def decoded(event: Event) -> None:
+        seq_sum[0] += event.seq
+
     spec = pyprobe.open(test_object("events"))
     spec.maps["events"].max_entries = RING
     with spec.load() as obj:
         ring, perf_map = obj.maps["events"], obj.maps["perf_events"]
-        seq_sum = [0]
-
-        def decoded(event: Event) -> None:
-            seq_sum[0] += event.seq
 
         def callback_reader() -> pyprobe.RingBuffer:
             return pyprobe.RingBuffer(ring, decoded, event_type=Event)
@@ -157,13 +275,18 @@ def main() -> None:
         for title, flags, threshold in modes:
             MODE.update(flags=flags, threshold=threshold)
             print(f" producer: {title}")
-            c_rate = report("C libbpf ring_buffer__poll", lambda: run_c(obj, False), obj, None)
-            report("pyprobe poll() callback, decoded", lambda: run_py(obj, False, callback_reader, poll), obj, c_rate)
-            report("pyprobe read_batch()", lambda: run_py(obj, False, batch_reader, read_batch), obj, c_rate)
-            report("pyprobe read_batch().to_numpy()", lambda: run_py(obj, False, batch_reader, to_numpy), obj, c_rate)
+            report(
+                obj,
+                [
+                    ("C libbpf ring_buffer__poll", lambda: run_c(obj, False)),
+                    ("pyprobe poll() callback, decoded", lambda: run_py(obj, False, callback_reader, poll)),
+                    ("pyprobe read_batch()", lambda: run_py(obj, False, batch_reader, read_batch)),
+                    ("pyprobe read_batch().to_numpy()", lambda: run_py(obj, False, batch_reader, to_numpy)),
+                ],
+            )
 
         print(f"perf buffer, {PAGES} pages per CPU, 72-byte samples, {PER_RUN} per BPF_PROG_RUN")
-        c_rate = report("C libbpf perf_buffer__poll", lambda: run_c(obj, True), obj, None)
+        perf_runs: list[tuple[str, Run]] = [("C libbpf perf_buffer__poll", lambda: run_c(obj, True))]
         for wakeup in (1, 64):
 
             def perf_callback(wakeup: int = wakeup) -> pyprobe.PerfBuffer:
@@ -173,8 +296,15 @@ def main() -> None:
                 return pyprobe.PerfBuffer(perf_map, pages=PAGES, event_type=Event, wakeup_events=wakeup)
 
             label = f"wakeup_events={wakeup}"
-            report(f"pyprobe poll() callback, {label}", lambda: run_py(obj, True, perf_callback, poll), obj, c_rate)
-            report(f"pyprobe read_batch(), {label}", lambda: run_py(obj, True, perf_batch, read_batch), obj, c_rate)
+            perf_runs.append(
+                (f"pyprobe poll() callback, {label}", functools.partial(run_py, obj, True, perf_callback, poll))
+            )
+            perf_runs.append(
+                (f"pyprobe read_batch(), {label}", functools.partial(run_py, obj, True, perf_batch, read_batch))
+            )
+        report(obj, perf_runs)
+
+    capacity(decoded)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,28 @@ def test_read_batch_gives_raw_offsets_iteration_and_numpy(obj: pyprobe.BpfObject
         assert sub.to_numpy()["seq"].tolist() == list(range(615, 625))
 
 
+def test_batches_kept_alive_keep_their_events_while_later_reads_reuse_memory(obj: pyprobe.BpfObject) -> None:
+    np = pytest.importorskip("numpy")
+    with pyprobe.RingBuffer(obj.maps["events"], event_type=Event) as rb:
+        kept: list[Any] = []
+        for round_ in range(12):
+            emit(obj, 500, start=round_ * 500)
+            batch = rb.read_batch(timeout=1.0)
+            assert len(batch) == 500
+            # What holds a batch's memory: the batch, a slice of it, a numpy view of it.
+            kept.append((round_, [batch, batch[100:200], batch.to_numpy()][round_ % 3]))
+            del batch
+            gc.collect()  # batches no one holds are gone: their memory is reused by the next read
+        for round_, held in kept:
+            seqs = held["seq"].tolist() if isinstance(held, np.ndarray) else [e.seq for e in held]
+            first = round_ * 500 + (100 if round_ % 3 == 1 else 0)
+            assert seqs == list(range(first, first + len(seqs)))
+        view = kept[2][1]
+        assert not view.flags.writeable
+        raw = kept[0][1].raw
+        assert isinstance(raw, bytes) and len(raw) == 500 * 72
+
+
 def test_records_of_different_sizes_and_discarded_records(obj: pyprobe.BpfObject) -> None:
     with pyprobe.RingBuffer(obj.maps["events"]) as rb:
         emit(obj, 10, flags=EMIT_SMALL)
@@ -207,6 +229,32 @@ def test_no_wakeup_submits_are_drained_on_the_reader_timer(obj: pyprobe.BpfObjec
         emit(obj, 10, start=10, flags=EMIT_NO_WAKEUP, threshold=72 * 5)
         assert select.select([rb.fileno()], [], [], 1.0)[0] == [rb.fileno()]
         assert [e.seq for e in rb.read_batch(timeout=1.0)] == list(range(10, 20))
+
+
+def test_a_reader_that_caught_up_waits_for_a_wakeup_or_its_timer_not_for_each_record(
+    obj: pyprobe.BpfObject,
+) -> None:
+    seen: list[int] = []
+    with pyprobe.RingBuffer(obj.maps["events"], seen.append, event_type=Event, drain_interval=60) as rb:
+        emit(obj, 10, flags=EMIT_NO_WAKEUP)
+        assert [e.seq for e in rb.read_batch(timeout=1.0)] == list(range(10))  # caught up
+        # Records submitted without a wakeup stay in the ring for the wait:
+        # the reader takes them at the wait's deadline (drain_interval is far).
+        emit(obj, 10, start=10, flags=EMIT_NO_WAKEUP)
+        start = time.monotonic()
+        assert [e.seq for e in rb.read_batch(timeout=0.2)] == list(range(10, 20))
+        assert time.monotonic() - start >= 0.15
+        # consume() takes what is there at once
+        emit(obj, 10, start=20, flags=EMIT_NO_WAKEUP)
+        assert rb.consume() == 10
+        assert [e.seq for e in seen] == list(range(20, 30))
+        # A record submitted with a wakeup into the emptied ring ends the wait
+        # at once: the 30 s timeout bounds a reader that would miss the
+        # wakeup, not the test.
+        emit(obj, 1, start=30)
+        start = time.monotonic()
+        assert [e.seq for e in rb.read_batch(timeout=30)] == [30]
+        assert time.monotonic() - start < 10
 
 
 def test_overload_accounting_is_exact() -> None:

@@ -10,6 +10,9 @@
 //       libbpf ring_buffer__poll() consumer reading each event's seq; prints "EVENTS"
 //   ringbuf perf-consume MAP_FD SECONDS PAGES
 //       libbpf perf_buffer__poll() consumer; prints "EVENTS LOST"
+//   ringbuf drain MAP_FD
+//       for each line read on stdin, one timed ring_buffer__consume() of the ring
+//       the caller filled beforehand; prints "EVENTS ELAPSED_S" per line
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
@@ -114,6 +117,27 @@ int main(int argc, char **argv)
         ring_buffer__free(rb);
         return 0;
     }
+    if (argc >= 3 && !strcmp(argv[1], "drain")) {
+        struct ring_buffer *rb = ring_buffer__new(atoi(argv[2]), on_event, NULL, NULL);
+        char line[16];
+
+        if (!rb) {
+            perror("ring_buffer__new");
+            return 1;
+        }
+        /* One round per line on stdin: the caller fills the ring, then asks for a drain. */
+        while (fgets(line, sizeof(line), stdin)) {
+            double start = now();
+
+            events = 0;
+            ring_buffer__consume(rb);
+            end = now();
+            printf("%llu %.6f\n", (unsigned long long)events, end - start);
+            fflush(stdout);
+        }
+        ring_buffer__free(rb);
+        return 0;
+    }
     if (argc >= 5 && !strcmp(argv[1], "perf-consume")) {
         struct perf_buffer *pb = perf_buffer__new(atoi(argv[2]), atoi(argv[4]), on_sample, on_lost, NULL, NULL);
 
@@ -129,6 +153,6 @@ int main(int argc, char **argv)
         perf_buffer__free(pb);
         return 0;
     }
-    fprintf(stderr, "usage: %s produce|perf-produce|consume|perf-consume ...\n", argv[0]);
+    fprintf(stderr, "usage: %s produce|perf-produce|consume|perf-consume|drain ...\n", argv[0]);
     return 2;
 }

@@ -79,8 +79,13 @@ class EventReader(Resource):
     def _sources(self) -> list[Source]:
         raise NotImplementedError
 
-    def _read(self, max_events: int) -> tuple[Source, Batch] | None:
-        """One batch from the kernel without waiting, or None when nothing is there."""
+    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch] | None:
+        """One batch from the kernel without waiting, or None when nothing is there.
+
+        Without ``force`` a reader may leave alone a source it recently
+        emptied and that the kernel has not signalled since (events submitted
+        without a wakeup wait for the next signal or ``drain_interval``).
+        """
         raise NotImplementedError
 
     def fileno(self) -> int:
@@ -88,7 +93,7 @@ class EventReader(Resource):
         raise NotImplementedError
 
     # -- the machinery -------------------------------------------------------
-    def _take(self, max_events: int) -> tuple[Source, Batch] | None:
+    def _take(self, max_events: int, force: bool = True) -> tuple[Source, Batch] | None:
         if self._pending:
             source, batch = self._pending[0]
             if len(batch) <= max_events:
@@ -97,7 +102,7 @@ class EventReader(Resource):
             self._pending[0] = (source, batch[max_events:])
             return source, batch[:max_events]
         self._check_open()
-        return self._read(max_events)
+        return self._read(max_events, force)
 
     def _wait(self, timeout: float) -> None:
         """Waits up to ``timeout`` s (GIL released) for the kernel's wakeup; Ctrl-C raises KeyboardInterrupt."""
@@ -110,12 +115,12 @@ class EventReader(Resource):
         deadline = None if timeout is None else time.monotonic() + timeout
         step = min(self._drain_interval, MAX_SLICE)
         while True:
-            got = self._take(max_events)
+            got = self._take(max_events, force=False)
             if got is not None:
                 return got
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return self._take(max_events)  # at the deadline, whatever is there
             self._wait(min(remaining, step))
 
     def _keep(self, source: Source, batch: Batch, rest: int) -> None:
@@ -143,9 +148,9 @@ class EventReader(Resource):
                     "or use events() or read_batch()"
                 )
 
-    def _drain(self, handled: int) -> int:
+    def _drain(self, handled: int, force: bool) -> int:
         while handled < MAX_PER_CALL:
-            got = self._take(CHUNK)
+            got = self._take(CHUNK, force)
             if got is None:
                 break
             handled += self._dispatch(*got)
@@ -166,7 +171,7 @@ class EventReader(Resource):
         got = self._next(CHUNK, wait)
         if got is None:
             return 0
-        return self._drain(self._dispatch(*got))
+        return self._drain(self._dispatch(*got), force=False)
 
     def consume(self) -> int:
         """Calls the callback for every event available now, without waiting; returns how many.
@@ -174,7 +179,7 @@ class EventReader(Resource):
         Same exception rules as :meth:`poll`.
         """
         self._check_callbacks()
-        return self._drain(0)
+        return self._drain(0, force=True)
 
     def events(self, timeout: float | None = None) -> Iterator[Any]:
         """Yields events as they come; ends once ``timeout`` seconds pass with no event (None: never ends).

@@ -1,7 +1,8 @@
 """A batch of events drained from a ring buffer or perf buffer in one call.
 
-A :class:`Batch` holds the events' bytes back to back in one ``bytes`` object
-and the offset of each event in it; it decodes an event only when asked
+A :class:`Batch` holds the events' bytes back to back in one buffer (``bytes``,
+or a read-only memoryview of memory the drain copied the events into) and the
+offset of each event in it; it decodes an event only when asked
 (iteration, indexing) and converts the whole batch to a numpy structured
 array without a Python call per event.
 """
@@ -85,8 +86,10 @@ class Batch(Sequence[Any]):
 
     __slots__ = ("_offsets", "_raw", "_type", "_uniform", "map")
 
-    def __init__(self, raw: bytes, offsets: memoryview, uniform: int, event_type: Any, map: str = "") -> None:
-        self._raw = raw
+    def __init__(
+        self, raw: bytes | memoryview, offsets: memoryview, uniform: int, event_type: Any, map: str = ""
+    ) -> None:
+        self._raw = raw  # bytes, or a read-only memoryview of bytes that belong to this batch alone
         self._offsets = offsets  # n + 1 positions in raw, format "I"
         self._uniform = uniform  # the common event size, 0 when sizes differ
         self._type = event_type
@@ -108,11 +111,12 @@ class Batch(Sequence[Any]):
 
     @property
     def raw(self) -> bytes:
-        """The events' bytes, back to back."""
+        """The events' bytes, back to back (a copy when the batch holds them in a memoryview)."""
         start, end = self._offsets[0], self._offsets[-1]
-        if start == 0 and end == len(self._raw):
-            return self._raw
-        return self._raw[start:end]
+        raw = self._raw
+        if start == 0 and end == len(raw):
+            return raw if isinstance(raw, bytes) else raw.tobytes()
+        return bytes(raw[start:end])
 
     @property
     def offsets(self) -> Sequence[int]:
@@ -125,11 +129,11 @@ class Batch(Sequence[Any]):
     def _decode(self, start: int, end: int) -> Any:
         etype = self._type
         if etype is None:
-            return self._raw[start:end]
+            return bytes(self._raw[start:end])
         size = ctypes.sizeof(etype)
         if end - start >= size:
             return etype.from_buffer_copy(self._raw, start)
-        return etype.from_buffer_copy(self._raw[start:end].ljust(size, b"\0"))
+        return etype.from_buffer_copy(bytes(self._raw[start:end]).ljust(size, b"\0"))
 
     def decoded(self) -> list[Any]:
         """Every event decoded, as a list."""
@@ -141,7 +145,7 @@ class Batch(Sequence[Any]):
             first = offs[0]
             stop = first + n * size
             if etype is None:
-                return [raw[o : o + size] for o in range(first, stop, size)]
+                return [bytes(raw[o : o + size]) for o in range(first, stop, size)]
             if size >= ctypes.sizeof(etype):
                 decode = etype.from_buffer_copy
                 return [decode(raw, o) for o in range(first, stop, size)]
@@ -157,7 +161,7 @@ class Batch(Sequence[Any]):
             first = offs[0]
             positions = iter(range(first, first + n * size, size))
             if etype is None:
-                return positions, lambda o: raw[o : o + size]
+                return positions, lambda o: bytes(raw[o : o + size])
             if size >= ctypes.sizeof(etype):
                 return positions, functools.partial(etype.from_buffer_copy, raw)
         return iter(range(n)), lambda i: self._decode(offs[i], offs[i + 1])

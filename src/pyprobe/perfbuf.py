@@ -108,7 +108,7 @@ class PerfBuffer(EventReader):
         self._check_open()
         return int(lib.pyprobe_perf_epoll_fd(self._ptr))
 
-    def _read(self, max_events: int) -> tuple[Source, Batch] | None:
+    def _read(self, max_events: int, force: bool = True) -> tuple[Source, Batch] | None:
         ptr = self._ptr
         check_int(lib.pyprobe_perf_consume(ptr), f"read the perf buffer of map '{self.name}'", MapError)
         offsets_p = ffi.new("__u32 **")

@@ -11,6 +11,8 @@ import errno
 import functools
 import os
 import select
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,32 +25,46 @@ from pyprobe.errors import MapError, check_ptr
 __all__ = ["RingBuffer"]
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
-_MIN_SCRATCH = 1 << 20
-_MAX_SCRATCH = 1 << 30
+_POOL = 4
+"""Copy buffers kept per ring for reuse."""
+_MIN_BUFFER = 1 << 20
+_FREE_REFS = 3
+"""sys.getrefcount() of a pooled buffer only the pool holds: the pool's list, the loop variable, the argument."""
 
 
 class _Ring(Source):
-    """One ring map: its mmap'ed consumer (C), its dup'ed fd and a reusable copy buffer."""
+    """One ring map: its mmap'ed consumer (C), its dup'ed fd, its size and a reusable offsets array."""
 
-    __slots__ = ("fd", "offsets", "offsets_len", "ptr", "scratch", "scratch_len")
+    __slots__ = ("fd", "idle_since", "offsets", "offsets_len", "pool", "ptr", "size")
 
     def __init__(self, name: str, callback: Any, event_type: Any, fd: int, ptr: Any) -> None:
         super().__init__(name, callback, event_type)
         self.fd = fd
         self.ptr = ptr
-        self.scratch: Any = None
-        self.scratch_len = 0
+        self.size = int(lib.pyprobe_ring_size(ptr))
         self.offsets: Any = None
         self.offsets_len = 0
+        self.pool: list[Any] = []
+        self.idle_since: float | None = None
+        """When a drain last caught up with the producer, while no kernel wakeup came since; else None."""
 
-    def buffers(self, max_events: int, min_bytes: int = 0) -> None:
-        want = max(min(int(lib.pyprobe_ring_size(self.ptr)), _MAX_SCRATCH), _MIN_SCRATCH, min_bytes)
-        if self.scratch_len < want:
-            self.scratch = _raw_alloc("char[]", want)
-            self.scratch_len = want
-        if self.offsets_len < max_events + 1:
-            self.offsets = _raw_alloc("__u32[]", max_events + 1)
-            self.offsets_len = max_events + 1
+    def buffer(self, want: int) -> tuple[Any, int]:
+        """A buffer of at least ``want`` bytes that nothing outside the pool references, and its size.
+
+        A batch references its buffer (through an ffi.buffer and memoryviews,
+        and numpy arrays made from them) for as long as it or anything made
+        from it lives; a buffer only the pool holds is free to fill again.
+        """
+        pool = self.pool
+        for buf in pool:
+            if sys.getrefcount(buf) <= _FREE_REFS and len(buf) >= want:
+                return buf, len(buf)
+        size = max(want, min(self.size, _MIN_BUFFER))
+        buf = _raw_alloc("char[]", size)
+        if len(pool) >= _POOL:
+            pool.pop(0)  # freed once the batches holding it are gone
+        pool.append(buf)
+        return buf, size
 
 
 def _release(rings: list[_Ring], epoll: select.epoll) -> None:
@@ -71,6 +87,12 @@ class RingBuffer(EventReader):
     ``drain_interval`` (seconds, default 0.1) bounds how long a wait lasts
     before the reader looks at the rings on its own: events submitted with
     BPF_RB_NO_WAKEUP (see ``<pyprobe/ringbuf.h>``) are seen within it.
+    Once a drain has emptied a ring, a call that may wait (:meth:`poll`,
+    :meth:`events`, :meth:`read_batch` with a timeout) reads that ring again
+    at the kernel's next wakeup, after ``drain_interval``, or at the end of
+    its timeout, as libbpf's reader does; so records a producer adds without
+    a wakeup are taken in batches, as it asked, instead of one drain each.
+    :meth:`consume` and a timeout of 0 take whatever is there.
 
     The reader owns a dup of each map's fd and its own epoll fd: it stays
     usable after the map's object is closed, and :meth:`close` (or ``with``)
@@ -90,7 +112,7 @@ class RingBuffer(EventReader):
         self._rings: list[_Ring] = []
         self._next_ring = 0
         self._maps: list[Any] = []
-        self._need = ffi.new("size_t[2]")
+        self._need = ffi.new("size_t[3]")
         self._epoll = select.epoll()
         self._own(functools.partial(_release, self._rings, self._epoll), "RingBuffer")
         if map is not None:
@@ -130,7 +152,10 @@ class RingBuffer(EventReader):
             raise
         ring = _Ring(name, callback, etype, own, ptr)
         self._rings.append(ring)
-        self._epoll.register(own, select.EPOLLIN)
+        # Edge-triggered: a wait ends at a kernel wakeup, not whenever the
+        # ring holds data (records submitted without a wakeup are drained on
+        # the wakeup that follows, or after drain_interval).
+        self._epoll.register(own, select.EPOLLIN | select.EPOLLET)
         self._maps.append(map)  # keeps the map's object alive for BTF lookups
 
     def _sources(self) -> list[Source]:
@@ -141,28 +166,48 @@ class RingBuffer(EventReader):
         self._check_open()
         return self._epoll.fileno()
 
-    def _read(self, max_events: int) -> tuple[Source, Batch] | None:
+    def _wait(self, timeout: float) -> None:
+        """Waits up to ``timeout`` s (GIL released) for a kernel wakeup of a ring; Ctrl-C raises KeyboardInterrupt."""
+        for fd, _ in self._epoll.poll(max(0.001, timeout)):
+            for ring in self._rings:
+                if ring.fd == fd:
+                    ring.idle_since = None
+
+    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch] | None:
+        # A ring a drain emptied is read again at its next kernel wakeup, or
+        # drain_interval later, or when forced (consume(), a wait's deadline):
+        # as libbpf's reader, which sleeps in epoll once it has caught up,
+        # rather than chasing each record a no-wakeup producer adds.
         rings = self._rings
         count = len(rings)
         need = self._need
+        drain = lib.pyprobe_ring_drain
+        now = 0.0
         for step in range(count):
             ring = rings[(self._next_ring + step) % count]
-            if not lib.pyprobe_ring_avail(ring.ptr):
+            if ring.idle_since is not None and not force:
+                now = now or time.monotonic()
+                if now - ring.idle_since < self._drain_interval:
+                    continue
+            avail = lib.pyprobe_ring_avail(ring.ptr)
+            if not avail:
                 continue
-            ring.buffers(max_events)
-            n = lib.pyprobe_ring_drain(
-                ring.ptr, ring.scratch, ring.scratch_len, ring.offsets, max_events, need, need + 1
-            )
-            if n == 0 and need[0]:
-                ring.buffers(max_events, int(need[0]))
-                n = lib.pyprobe_ring_drain(
-                    ring.ptr, ring.scratch, ring.scratch_len, ring.offsets, max_events, need, need + 1
-                )
+            if ring.offsets_len <= max_events:
+                ring.offsets = _raw_alloc("__u32[]", max_events + 1)
+                ring.offsets_len = max_events + 1
+            # The records are copied once, into memory the batch keeps: one
+            # of the ring's buffers that no earlier batch holds any more, so
+            # the copy lands in memory that is mapped and likely cached.
+            out, size = ring.buffer(min(int(avail), ring.size))
+            n = drain(ring.ptr, out, size, ring.offsets, max_events, need, need + 1, need + 2)
+            if n == 0 and need[0]:  # cannot happen for a committed record; kept as a guard
+                out, size = ring.buffer(int(need[0]))
+                n = drain(ring.ptr, out, size, ring.offsets, max_events, need, need + 1, need + 2)
+            ring.idle_since = time.monotonic() if need[2] else None
             if n == 0:
                 continue
             self._next_ring = (self._next_ring + step + 1) % count
-            used = ring.offsets[n]
-            raw = ffi.buffer(ring.scratch, used)[:]
+            raw = memoryview(ffi.buffer(out, ring.offsets[n])).toreadonly()
             offsets = memoryview(ffi.buffer(ring.offsets, 4 * (n + 1))[:]).cast("I")
             return ring, Batch(raw, offsets, int(need[1]), ring.event_type, ring.name)
         return None

@@ -91,14 +91,17 @@ size_t pyprobe_ring_avail(const struct pyprobe_ring *r)
  * Discarded records are skipped. Stops at an uncommitted record, at
  * max_events, or before a record that does not fit; when the first record
  * does not fit, *need is its size. *uniform is the common record size, or 0
- * when sizes differ. Returns the number of records copied. */
+ * when sizes differ. *idle is 1 when the drain caught up with the producer:
+ * nothing committed is left, and the kernel will wake the reader for the
+ * next record a BPF program submits without BPF_RB_NO_WAKEUP. Returns the
+ * number of records copied. */
 long pyprobe_ring_drain(struct pyprobe_ring *r, char *out, size_t out_size, __u32 *offsets, size_t max_events,
-                        size_t *need, size_t *uniform)
+                        size_t *need, size_t *uniform, size_t *idle)
 {
     unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
     unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
     size_t used = 0, n = 0, size0 = 0;
-    int same = 1;
+    int same = 1, caught_up = 0;
 
     *need = 0;
     while (n < max_events) {
@@ -106,13 +109,17 @@ long pyprobe_ring_drain(struct pyprobe_ring *r, char *out, size_t out_size, __u3
 
         if (cons >= prod) {
             prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
-            if (cons >= prod)
+            if (cons >= prod) {
+                caught_up = 1;
                 break;
+            }
         }
         hdr = (__u32 *)(r->data + (cons & r->mask));
         len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
-        if (len & BPF_RINGBUF_BUSY_BIT)
+        if (len & BPF_RINGBUF_BUSY_BIT) {
+            caught_up = 1;
             break;
+        }
         size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
         if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
             if (used + size > out_size) {
@@ -136,7 +143,23 @@ long pyprobe_ring_drain(struct pyprobe_ring *r, char *out, size_t out_size, __u3
             __atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
     }
     __atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+    if (caught_up) {
+        /* The kernel wakes the reader at a commit only when the consumer
+         * position it reads then (after marking the record committed) is the
+         * record's own. A record committed before the store above was not
+         * signalled: look again after a full barrier, so that either the
+         * kernel saw the new position or this sees the record. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+        if (cons < prod) {
+            __u32 len = __atomic_load_n((__u32 *)(r->data + (cons & r->mask)), __ATOMIC_ACQUIRE);
+
+            if (!(len & BPF_RINGBUF_BUSY_BIT))
+                caught_up = 0;
+        }
+    }
     offsets[n] = (__u32)used;
     *uniform = (same && n) ? size0 : 0;
+    *idle = (size_t)caught_up;
     return (long)n;
 }
