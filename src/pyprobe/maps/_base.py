@@ -5,10 +5,12 @@ from __future__ import annotations
 import ctypes
 import enum
 import errno
+import logging
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pyprobe._btf_write import BtfWriter, UnsupportedType
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.btf import Btf, Kind
@@ -480,7 +482,14 @@ class Map(Resource):
 
         ``type`` is a MapType or its name (``"hash"``, ``"percpu_array"``).
         ``key_type``/``value_type`` are ctypes types giving the Python types
-        (and, when the sizes are left out, the sizes). ``inner_map`` is the
+        (and, when the sizes are left out, the sizes). When both are given
+        (array maps: ``value_type`` alone, keys being u32), the map is created
+        with BTF describing them, so :meth:`from_pinned` in another process
+        gets them back by name. Types BTF cannot express (bitfields, pointers,
+        byte-swapped types; see ``pyprobe._btf_write``), map types the kernel
+        takes no BTF for, and kernels refusing the BTF leave the map created
+        without BTF (logged at debug level to ``pyprobe``): such a map reopens
+        as raw bytes unless types are passed again. ``inner_map`` is the
         template of a map-of-maps. Raises TypeError/ValueError on bad
         arguments before any system call, MapError when the kernel refuses.
         """
@@ -511,7 +520,12 @@ class Map(Resource):
         if inner_map is not None:
             opts.inner_map_fd = inner_map.fd
         cname = name.encode() if name else ffi.NULL
-        fd = lib.bpf_map_create(int(mtype), cname, key_size, value_size, max_entries, opts)
+        btf_key = key_type if key_type is not bytes else None
+        if btf_key is None and mtype in _INDEXED and key_size == 4:
+            btf_key = ctypes.c_uint32  # what the map's keys read as anyway
+        fd = _create_with_btf(mtype, cname, key_size, value_size, max_entries, opts, btf_key, value_type, label)
+        if fd is None:
+            fd = lib.bpf_map_create(int(mtype), cname, key_size, value_size, max_entries, opts)
         check_int(fd, f"create {mtype.name.lower()} map '{label}'", MapError)
         return cls._from_fd(fd, key_type=key_type, value_type=value_type, load_btf=False)
 
@@ -523,6 +537,39 @@ class Map(Resource):
 
 
 builtins_type = type
+_log = logging.getLogger("pyprobe")
+
+
+def _create_with_btf(
+    mtype: int, cname: Any, key_size: int, value_size: int, max_entries: int, opts: Any,
+    key_type: Any, value_type: Any, label: str,
+) -> int | None:  # fmt: skip
+    """The fd of the map created with BTF for its key and value types, or None when it cannot be.
+
+    The written BTF's fd and blob are released before returning: the map
+    holds its own reference to the BTF in the kernel.
+    """
+    if key_type in (None, bytes) or value_type in (None, bytes):
+        return None
+    try:
+        with BtfWriter() as writer:
+            key_id = writer.add(key_type)
+            value_id = writer.add(value_type)
+            btf_fd = writer.load()
+            opts.btf_fd = btf_fd
+            opts.btf_key_type_id = key_id
+            opts.btf_value_type_id = value_id
+            try:
+                fd = int(lib.bpf_map_create(int(mtype), cname, key_size, value_size, max_entries, opts))
+            finally:
+                opts.btf_fd = opts.btf_key_type_id = opts.btf_value_type_id = 0
+    except (UnsupportedType, BpfError) as exc:
+        _log.debug("map '%s' created without BTF: %s", label, exc)
+        return None
+    if fd < 0:
+        _log.debug("map '%s' created without BTF: the kernel refused it (%s)", label, os.strerror(-fd))
+        return None
+    return fd
 
 
 def _is_ctype(t: Any) -> bool:
