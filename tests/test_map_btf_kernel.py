@@ -139,3 +139,10 @@ def test_creating_typed_maps_leaks_no_fd() -> None:
         with pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=Record, max_entries=2) as m:
             m[0] = Record(count=1)
     assert open_fds() - before == set()
+
+
+def test_array_map_created_from_its_value_type_alone() -> None:
+    with pyprobe.Map.create("array", value_type=ctypes.c_uint64, max_entries=4) as m:
+        assert (m.key_size, m.value_size) == (4, 8)
+        m[2] = 7
+        assert m[2] == 7

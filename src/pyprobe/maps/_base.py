@@ -482,7 +482,8 @@ class Map(Resource):
 
         ``type`` is a MapType or its name (``"hash"``, ``"percpu_array"``).
         ``key_type``/``value_type`` are ctypes types giving the Python types
-        (and, when the sizes are left out, the sizes). When both are given
+        (and, when the sizes are left out, the sizes; array maps default to
+        4-byte keys). When both are given
         (array maps: ``value_type`` alone, keys being u32), the map is created
         with BTF describing them, so :meth:`from_pinned` in another process
         gets them back by name. Types BTF cannot express (bitfields, pointers,
@@ -499,7 +500,10 @@ class Map(Resource):
             if sized is not None and sized is not bytes and not (isinstance(sized, builtins_type) and _is_ctype(sized)):
                 raise TypeError(f"{what} of map '{label}' must be a ctypes type, not {sized!r}")
         if key_size is None:
-            key_size = ctypes.sizeof(key_type) if key_type not in (None, bytes) else 0
+            if key_type not in (None, bytes):
+                key_size = ctypes.sizeof(key_type)
+            else:  # array-like maps are indexed by u32; the others have no natural key
+                key_size = 4 if mtype in (*_INDEXED, MapType.PERF_EVENT_ARRAY) else 0
         if value_size is None:
             value_size = ctypes.sizeof(value_type) if value_type not in (None, bytes) else 0
         for what, v in (("key_size", key_size), ("value_size", value_size), ("max_entries", max_entries)):
