@@ -174,22 +174,18 @@ def _absent(feature: Feature, detail: str = "", err: int = 0) -> FeatureStatus:
     return FeatureStatus(feature, False, f"the kernel refused it: {why}", "unknown")
 
 
-def _probe_kprobe(feature: Feature) -> FeatureStatus:
-    if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
-        return FeatureStatus(feature, True)
-    for tracefs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.exists(f"{tracefs}/kprobe_events"):
-            return FeatureStatus(feature, True)
-    return _absent(feature, "no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no tracefs kprobe_events")
+def _pmu_probe(kind: str) -> Callable[[Feature], FeatureStatus]:
+    """Probes for kprobes or uprobes: the perf PMU that backs them, or tracefs's legacy events file."""
 
-
-def _probe_uprobe(feature: Feature) -> FeatureStatus:
-    if os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
-        return FeatureStatus(feature, True)
-    for tracefs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.exists(f"{tracefs}/uprobe_events"):
+    def run(feature: Feature) -> FeatureStatus:
+        if os.path.exists(f"/sys/bus/event_source/devices/{kind}/type"):
             return FeatureStatus(feature, True)
-    return _absent(feature, "no uprobe PMU (/sys/bus/event_source/devices/uprobe) and no tracefs uprobe_events")
+        for tracefs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+            if os.path.exists(f"{tracefs}/{kind}_events"):
+                return FeatureStatus(feature, True)
+        return _absent(feature, f"no {kind} PMU (/sys/bus/event_source/devices/{kind}) and no tracefs {kind}_events")
+
+    return run
 
 
 def _probe_uprobe_multi(feature: Feature) -> FeatureStatus:
@@ -261,8 +257,8 @@ def _probe_lsm(feature: Feature) -> FeatureStatus:
 
 
 _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
-    "kprobe": _probe_kprobe,
-    "uprobe": _probe_uprobe,
+    "kprobe": _pmu_probe("kprobe"),
+    "uprobe": _pmu_probe("uprobe"),
     "uprobe_multi": _probe_uprobe_multi,
     "tracepoint": _type_probe(ProgramType.TRACEPOINT),
     "raw_tracepoint": _type_probe(ProgramType.RAW_TRACEPOINT),
