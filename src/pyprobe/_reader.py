@@ -260,7 +260,3 @@ class EventReader(Resource):
     def pending(self) -> int:
         """Events taken from the kernel and not handed out yet (after a callback raised or a loop broke off)."""
         return sum(len(batch) for _, batch in self._pending)
-
-    def __enter__(self) -> Any:
-        self._check_open()
-        return self

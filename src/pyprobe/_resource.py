@@ -10,11 +10,13 @@ import warnings
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pyprobe.errors import BpfError
 
 __all__ = ["ClosedError", "Resource"]
+
+R = TypeVar("R", bound="Resource")
 
 
 class ClosedError(BpfError, ValueError):
@@ -70,7 +72,8 @@ class Resource:
 
         return close
 
-    def __enter__(self) -> Any:
+    def __enter__(self: R) -> R:
+        """Returns the resource itself; raises :class:`ClosedError` when it is closed."""
         self._check_open()
         return self
 

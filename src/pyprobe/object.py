@@ -251,10 +251,6 @@ class BpfObject(Resource):
         super().close()
         self._links.clear()
 
-    def __enter__(self) -> BpfObject:
-        self._check_open()
-        return self
-
     def __repr__(self) -> str:
         return f"<BpfObject {self.name!r} {self.state} programs={list(self.programs)} maps={list(self.maps)}>"
 

@@ -135,10 +135,6 @@ class PerfBuffer(EventReader):
             return self._take(max_events) if self._pending else None
         return self._source, batch
 
-    def __enter__(self) -> PerfBuffer:
-        self._check_open()
-        return self
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"'{self.name}' pages={self.pages} lost={self.lost_count}"
         return f"<PerfBuffer {state}>"

@@ -217,10 +217,6 @@ class RingBuffer(EventReader):
         """The names of the ring maps read, in the order they were added."""
         return [ring.name for ring in self._rings]
 
-    def __enter__(self) -> RingBuffer:
-        self._check_open()
-        return self
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"maps={self.maps}"
         return f"<RingBuffer {state}>"

@@ -117,10 +117,6 @@ class Map(Resource):
         if self._object is None:
             Resource.close(self)
 
-    def __enter__(self) -> Any:
-        self._check_open()
-        return self
-
     def _live(self) -> Any:
         self._check_open()
         return self._ptr
