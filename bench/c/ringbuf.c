@@ -21,21 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-struct emit_args {
-    __u64 count;
-    __u64 start_seq;
-    __u64 flags;
-    __u64 threshold;
-};
+#include "events.h" /* struct event and struct emit_args, shared with tests/bpf/events.bpf.c */
 
-struct event {
-    __u64 seq;
-    __u64 ts;
-    __u32 pid;
-    __u32 cpu;
-    char comm[16];
-    __u64 args[4];
-};
 
 static volatile __u64 events, lost, seq_sum;
 
