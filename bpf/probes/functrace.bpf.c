@@ -44,7 +44,7 @@ struct {
 } funcs SEC(".maps");
 
 /* Keeps struct ft_event in the object's BTF, for readers that decode events by type name. */
-const struct ft_event *unused_ft_event __attribute__((unused));
+PYPROBE_EXPORT_TYPE(struct ft_event);
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);

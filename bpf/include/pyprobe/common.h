@@ -7,5 +7,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <pyprobe/btf.h>
 
 #endif /* PYPROBE_COMMON_H */
