@@ -61,8 +61,11 @@ def _close_fd(fd: int) -> None:
 class Map(Resource):
     """One BPF map: of a :class:`~pyprobe.BpfObject` (it keeps the object alive), or standalone.
 
-    Object maps are owned by their object: :meth:`close` does nothing for
-    them, closing the object frees them. Standalone maps
+    Keys and values decode into the ctypes types made from the map's BTF,
+    or into those given to :meth:`set_types`; the typed subclasses are
+    generic in them for type checkers (``obj.maps.typed("counts",
+    HashMap[int, int])``). Object maps are owned by their object:
+    :meth:`close` does nothing for them, closing the object frees them. Standalone maps
     (:meth:`create`, :meth:`from_pinned`) own their fd: ``close()`` or the
     end of a ``with`` block releases it.
     """
