@@ -36,6 +36,7 @@ COMMANDS = {
     "list": ("listing", "list symbols, USDT probes, loaded programs or maps"),
     "gen": ("gen", "generate code for an object (a typed skeleton module)"),
     "printk": ("printk", "follow bpf_printk output (trace_pipe)"),
+    "cmake-dir": ("cmakedir", "print the directory of pyprobe's CMake package (for -Dpyprobe_DIR=...)"),
 }
 """command -> (module in pyprobe.cli, help). Only the module of the command run is imported."""
 
