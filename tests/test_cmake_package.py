@@ -26,12 +26,25 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tool"
 CMAKE = shutil.which("cmake") or "cmake"
 
 
+GENERATORS = ["Unix Makefiles", *(["Ninja"] if shutil.which("ninja") else [])]
+
+
 def _configure(
-    source: Path, build: Path, *options: str, env: dict[str, str] | None = None
+    source: Path, build: Path, *options: str, env: dict[str, str] | None = None, generator: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    generator = generator or GENERATORS[-1]
     return subprocess.run(
-        [CMAKE, "-S", str(source), "-B", str(build), *generator, f"-Dpyprobe_DIR={pyprobe.cmake_dir()}", *options],
+        [
+            CMAKE,
+            "-S",
+            str(source),
+            "-B",
+            str(build),
+            "-G",
+            generator,
+            f"-Dpyprobe_DIR={pyprobe.cmake_dir()}",
+            *options,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -73,7 +86,7 @@ def test_missing_clang_names_the_package_to_install(tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
-    program = shutil.which("ninja") or shutil.which("make")  # the generator's, found before PATH goes
+    program = shutil.which("ninja" if GENERATORS[-1] == "Ninja" else "make")  # found before PATH goes
     options = ("-DCMAKE_FIND_USE_CMAKE_SYSTEM_PATH=OFF", f"-DCMAKE_MAKE_PROGRAM={program}")
     out = _configure(EXAMPLE, tmp_path / "build", *options, env=env)
     assert out.returncode != 0
@@ -100,7 +113,8 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
     assert "pyprobe_add_probes(probes): PACKAGE_DIR is missing" in _words(out.stderr), out.stderr
 
 
-def test_probes_rebuild_when_a_header_changes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_probes_rebuild_when_a_header_changes(tmp_path: Path, generator: str) -> None:
     """INCLUDE_DIRS, DEFINES and clang's depfile: editing an included header rebuilds object and skeleton."""
     project = tmp_path / "proj"
     (project / "inc").mkdir(parents=True)
@@ -117,7 +131,7 @@ def test_probes_rebuild_when_a_header_changes(tmp_path: Path) -> None:
     header = project / "inc" / "extra.h"
     header.write_text("#define EXTRA 2\n")
     build = tmp_path / "build"
-    out = _configure(project, build)
+    out = _configure(project, build, generator=generator)
     assert out.returncode == 0, out.stderr
     assert f"pyprobe {pyprobe.__version__}:" in out.stdout
 
