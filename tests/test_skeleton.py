@@ -37,9 +37,12 @@ def import_file(path: Path) -> ModuleType:
 def test_generated_module_declares_programs_maps_and_globals(tmp_path: Path) -> None:
     source = generate(tmp_path, "maps").read_text()
     assert "class MapsSkeleton(Skeleton):" in source
-    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap", "pcpu_array: pyprobe.PerCpuArrayMap",
-                 "ring: pyprobe.RingBufMap", "perf: pyprobe.PerfEventArrayMap", "queue: pyprobe.QueueMap",
-                 "total: int", "label: bytes", "scale: int", "last_point: Any  # struct point"):  # fmt: skip
+    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap[int, Value16]", "lru: pyprobe.LruHashMap[int, int]",
+                 "rich_hash: pyprobe.HashMap[Point, Rich]", "pcpu_array: pyprobe.PerCpuArrayMap[Point]",
+                 "ring: pyprobe.RingBufMap[bytes]", "perf: pyprobe.PerfEventArrayMap[bytes]",
+                 "queue: pyprobe.QueueMap[int]", "outer_array: pyprobe.ArrayOfMaps",
+                 "total: int", "label: bytes", "scale: int", "last_point: Point",
+                 "comm: builtins.bytes", "bytes: ctypes.Array[ctypes.c_uint8]", "inner: RichInner"):  # fmt: skip
         assert f"    {line}\n" in source, line
     assert "_OBJECT = (" in source  # embedded
 
@@ -104,7 +107,7 @@ def test_generated_module_passes_mypy_strict_and_catches_misspelt_names(tmp_path
         "        skel.rodata.target_pid = os.getpid()\n"
         "        skel.load()\n"
         "        links: list[pyprobe.Link] = skel.attach()\n"
-        "        counts: pyprobe.HashMap = skel.maps.counts\n"
+        "        counts: pyprobe.HashMap[int, int] = skel.maps.counts\n"
         "        prog: pyprobe.Program = skel.progs.on_getpid\n"
         "        link: pyprobe.Link | None = skel.links.on_getpid\n"
         "        return skel.bss.getpid_calls + len(links) + len(counts) + prog.fd + (link is None)\n"
