@@ -259,6 +259,21 @@ def test_compile_error_keeps_clang_output_and_exit_code(tmp_path: Path) -> None:
     assert "1 error generated." in proc.stderr
 
 
+def test_build_command_prints_clang_warnings(tmp_path: Path) -> None:
+    src = _write(
+        tmp_path,
+        "warn.bpf.c",
+        '#include <pyprobe/common.h>\nSEC("syscall") int f(void *ctx) { int unused; return 0; }\n'
+        'char LICENSE[] SEC("license") = "GPL";\n',
+    )
+    proc = _pyprobe("build", str(src))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{src}:2:39: warning: unused variable 'unused'" in proc.stderr
+    assert (tmp_path / "warn.bpf.o").is_file()
+    missing_dir = _pyprobe("build", str(src), "-o", str(tmp_path / "no" / "w.o"))
+    assert missing_dir.returncode == 2 and f"no such directory {tmp_path / 'no'}" in missing_dir.stderr
+
+
 def test_missing_uapi_header_names_the_package(tmp_path: Path) -> None:
     src = _write(tmp_path, "uapi.bpf.c", "#include <linux/no_such_uapi_header.h>\n")
     with pytest.raises(CompileError) as info:
