@@ -68,7 +68,8 @@ def test_structs_become_classes_and_maps_are_typed_with_them(tmp_path: Path) -> 
         "    bytes: int", "    _pack_ = 1",
         "    counts: pyprobe.HashMap[int, int]", "    flows: pyprobe.HashMap[FlowKey, FlowValue]",
         "    stats: pyprobe.PerCpuArrayMap[CpuStats]", "    events: pyprobe.RingBufMap[OpenEvent]",
-        "    raw_events: pyprobe.RingBufMap[bytes]", "    names: pyprobe.ArrayMap[bytes]",
+        "    raw_events: pyprobe.RingBufMap[bytes]", "    perf_events: pyprobe.PerfEventArrayMap[OpenEvent]",
+        "    names: pyprobe.ArrayMap[bytes]",
         '        "flows": (FlowKey, FlowValue),', '        "events": (None, OpenEvent),',
         "    last_peer: Endpoint", "    settings: Settings", "    fills: int",
     ):  # fmt: skip
@@ -106,6 +107,7 @@ def test_maps_events_and_globals_decode_into_the_generated_classes(tmp_path: Pat
         skel.rodata.settings = module.Settings(limit=3, mode=2)
         skel.load()
         reader = skel.maps.events.reader()
+        assert skel.maps.perf_events.event_type is module.OpenEvent
         for seq in (7, 8, 9, 10):
             assert skel.progs.fill.test_run(ctx=FILL_ARGS.pack(4242, seq)).retval == (0 if seq < 10 else 2**32 - 1)
 

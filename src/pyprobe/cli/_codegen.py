@@ -248,6 +248,8 @@ class Classes:
         if rec.kind not in (Kind.ARRAY, Kind.STRUCT, Kind.UNION):
             return _fallback(f"{label} has no data type")
         if self.height(rec.id) > MAX_DEPTH:
+            if self._visits > MAX_VISITS:
+                return _fallback(f"{label}: more than {MAX_VISITS} BTF records to examine")
             return _fallback(f"{label} is nested deeper than {MAX_DEPTH} levels (or in itself)")
         if rec.kind == Kind.ARRAY:
             return self._array(rec, hint or alias)
