@@ -50,7 +50,7 @@ ANNOTATION_NAMES = frozenset({"None", "Any", "ClassVar", "ctypes", "pyprobe", "b
 _BUILTIN_RE = re.compile(r"(?<![\w.])(" + "|".join(sorted(BUILTIN_NAMES)) + r")\b")
 
 _STRUCT_ATTRIBUTES = frozenset(
-    set(dir(BtfStruct)) | set(dir(BtfUnion))
+    set(dir(BtfStruct)) | set(dir(BtfUnion)) | set(dir(type(BtfStruct))) | set(dir(type(BtfUnion)))
     | {"_fields_", "_pack_", "_anonymous_", "_align_", "_layout_", "_swappedbytes_", "_b_base_", "_b_needsfree_",
        "_objects", "_type_", "_length_", "_btf_id_", "_btf_layout_", "_btf_members_", "_btf_name_"}
 )  # fmt: skip
@@ -248,7 +248,9 @@ class Classes:
         if rec.kind not in (Kind.ARRAY, Kind.STRUCT, Kind.UNION):
             return _fallback(f"{label} has no data type")
         if self.height(rec.id) > MAX_DEPTH:
-            return _fallback(f"{label} is nested deeper than {MAX_DEPTH} levels")
+            if self._visits > MAX_VISITS:
+                return _fallback(f"{label}: more than {MAX_VISITS} BTF records to examine")
+            return _fallback(f"{label} is nested deeper than {MAX_DEPTH} levels (or in itself)")
         if rec.kind == Kind.ARRAY:
             return self._array(rec, hint or alias)
         done = self._done.get(rec.id)

@@ -27,11 +27,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
 import os
 import sys
 from typing import Any, NamedTuple
 
+import pyprobe
+from pyprobe.btf import Btf, Kind
 from pyprobe.cli._codegen import ANNOTATION_NAMES, BUILTIN_NAMES, Classes, Typed, camel, literal, qualify, text, usable
+from pyprobe.maps import KeyValueMap
+from pyprobe.skeleton import Globals, Links, Maps, Programs
 
 __all__ = ["add_parser", "generate", "run"]
 
@@ -66,19 +71,14 @@ class _MapDecl(NamedTuple):
     value: Typed
 
 
-def _pointee(btf: Any, type_id: int) -> int | None:
+def _pointee(btf: Btf, type_id: int) -> int | None:
     """The type a PTR (behind qualifiers) points to, or None."""
-    from pyprobe.btf import Kind
-
     rec = btf.resolve(type_id)
     return rec.ref if rec.kind == Kind.PTR else None
 
 
-def _map_types(btf: Any) -> dict[str, tuple[int, int]]:
+def _map_types(btf: Btf) -> dict[str, tuple[int, int]]:
     """Map name -> (key type id, value type id) from the map definitions in ``.maps`` (0: not given)."""
-    import pyprobe
-    from pyprobe.btf import Kind
-
     found: dict[str, tuple[int, int]] = {}
     try:
         section = btf.record(btf.find(".maps", Kind.DATASEC))
@@ -94,11 +94,8 @@ def _map_types(btf: Any) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _exported(btf: Any) -> tuple[dict[str, int], list[int]]:
+def _exported(btf: Btf) -> tuple[dict[str, int], list[int]]:
     """From ``.pyprobe.types``: map name -> record type id, and the ids of the other exported types."""
-    import pyprobe
-    from pyprobe.btf import Kind
-
     events: dict[str, int] = {}
     others: list[int] = []
     try:
@@ -117,11 +114,8 @@ def _exported(btf: Any) -> tuple[dict[str, int], list[int]]:
     return events, others
 
 
-def _variables(btf: Any, section: str) -> dict[str, int]:
+def _variables(btf: Btf, section: str) -> dict[str, int]:
     """The global variables of DATASEC ``section``: name -> type id."""
-    import pyprobe
-    from pyprobe.btf import Kind
-
     try:
         rec = btf.record(btf.find(section, Kind.DATASEC))
         out = {}
@@ -136,8 +130,6 @@ def _variables(btf: Any, section: str) -> dict[str, int]:
 
 def _generic_args(cls: type, key: Typed, value: Typed) -> tuple[str, str]:
     """The type arguments of map class ``cls`` (``"[int, OpenEvent]"``) and the comment explaining an Any."""
-    from pyprobe.maps import KeyValueMap
-
     params = len(getattr(cls, "__parameters__", ()))
     if not params:
         return "", ""
@@ -152,8 +144,6 @@ def generate(path: str, *, class_name: str | None = None, reference: bool = Fals
     Raises :class:`pyprobe.LoadError` when the file is not a BPF object,
     ValueError when ``class_name`` is not a usable class name.
     """
-    import pyprobe
-
     if class_name is not None and not (
         usable(class_name, _MODULE_NAMES | ANNOTATION_NAMES | BUILTIN_NAMES) and class_name[0] != "_"
     ):
@@ -238,8 +228,6 @@ def generate(path: str, *, class_name: str | None = None, reference: bool = Fals
         body.extend(["", "", f"class {cls}({parent}):", f'    """{text(doc)}"""', ""])
         body.extend(f"    {line}" if line else "" for line in lines)
 
-    from pyprobe.skeleton import Globals, Links, Maps, Programs
-
     block(names["Programs"], "Programs", f"Programs of {object_name}.",
           declared([(n, "pyprobe.Program", "") for n in progs], Programs, []))  # fmt: skip
     map_lines, map_types = [], []
@@ -247,7 +235,8 @@ def generate(path: str, *, class_name: str | None = None, reference: bool = Fals
         shown = decl.cls.__name__ if getattr(pyprobe, decl.cls.__name__, None) is decl.cls else "Map"
         args, note = _generic_args(decl.cls, decl.key, decl.value) if shown != "Map" else ("", "")
         map_lines.append((decl.name, f"pyprobe.{shown}{args}", note))
-        if usable(decl.name, reserved) and (decl.key.cls or decl.value.cls):
+        empty = decl.value.cls is not None and ctypes.sizeof(decl.value.ctype) == 0  # set_types refuses size 0
+        if usable(decl.name, reserved) and (decl.key.cls or decl.value.cls) and not empty:
             map_types.append(f"{literal(decl.name)}: ({decl.key.cls}, {decl.value.cls}),")
     types_line = ["TYPES: ClassVar[dict[str, tuple[type[Any] | None, type[Any] | None]]] = {"]
     if map_types:
