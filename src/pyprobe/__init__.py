@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pyprobe import features, perf_event, symbols, system, usdt
+from pyprobe._data import cmake_dir
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
 from pyprobe.batch import Batch
@@ -140,6 +141,7 @@ __all__ = [
     "UsdtLink",
     "XdpLink",
     "__version__",
+    "cmake_dir",
     "features",
     "include_dir",
     "libbpf_version",
