@@ -25,45 +25,21 @@ NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / f"{p.name}.bpf.c").is_
 TIMEOUT = 60
 
 
-def _bpf_cflags() -> list[str]:
-    """The flags cmake/BpfObject.cmake compiles BPF objects with (x86-64)."""
-    probe = subprocess.run(["clang", "-v", "-E", "-"], input="", capture_output=True, text=True, check=False)
-    system: list[str] = []
-    inside = False
-    for line in probe.stderr.splitlines():
-        if line.startswith("#include <...> search starts here"):
-            inside = True
-        elif line.startswith("End of search list"):
-            inside = False
-        elif inside:
-            system += ["-idirafter", line.strip()]
-    return [
-        "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall", "-Werror", "-Wno-unused-function",
-        f"-I{ROOT / 'vmlinux' / 'x86'}", f"-I{ROOT / 'bpf' / 'include'}", *system,
-    ]  # fmt: skip
-
-
-def _run(argv: list[str], what: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
-
-
-def _build(name: str, out: Path, cflags: list[str]) -> None:
+def _build(name: str, out: Path) -> None:
+    """``pyprobe build NAME.bpf.c -o OUT/NAME.bpf.o --skeleton OUT/NAME_skel.py``, as the README says."""
     src = EXAMPLES / name / f"{name}.bpf.c"
-    unstripped, obj = out / f"{name}.tmp.o", out / f"{name}.bpf.o"
-    _run(["clang", *cflags, f"-I{src.parent}", "-c", str(src), "-o", str(unstripped)], f"compiling {src}")
-    _run(["llvm-strip", "-g", str(unstripped), "-o", str(obj)], f"stripping {unstripped}")
-    skel = out / f"{name}_skel.py"
-    _run([sys.executable, "-m", "pyprobe", "gen", "skeleton", str(obj), "-o", str(skel)], f"skeleton of {obj}")
+    argv = [sys.executable, "-m", "pyprobe", "build", str(src), "-o", str(out / f"{name}.bpf.o")]
+    argv += ["--skeleton", str(out / f"{name}_skel.py")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert proc.returncode == 0, f"pyprobe build {src} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
 
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The directory holding every example's object and generated skeleton module."""
     out = tmp_path_factory.mktemp("examples")
-    cflags = _bpf_cflags()
     for name in NAMES:
-        _build(name, out, cflags)
+        _build(name, out)
     return out
 
 
