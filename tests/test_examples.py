@@ -105,6 +105,16 @@ def test_cpp_method_by_demangled_name(built: Path) -> None:
 
 
 @pytest.mark.bpf
+def test_loader_names_a_missing_method(built: Path) -> None:
+    account = BUILD / "examples" / "account"
+    argv = [sys.executable, _loader("cpp_method"), str(account), "--method", "Account::withdraw(long)"]
+    proc = subprocess.run(argv, env=_env(built), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("cpp_method: ") and "no function 'Account::withdraw(long)'" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.bpf
 def test_opensnoop_sees_this_process_open_a_file(built: Path, tmp_path: Path) -> None:
     path = tmp_path / "opened-by-the-test"
     path.write_text("x")

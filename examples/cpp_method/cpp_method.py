@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import subprocess
+import sys
 import time
 
 from cpp_method_skel import CppMethodSkeleton
@@ -52,4 +53,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"cpp_method: {exc}")

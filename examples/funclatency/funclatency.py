@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import subprocess
+import sys
 import time
 
 from funclatency_skel import FunclatencySkeleton
@@ -58,4 +59,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"funclatency: {exc}")

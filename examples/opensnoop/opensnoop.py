@@ -11,6 +11,7 @@ number of calls per process from a hash map. ``-p PID`` sets the probe's
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from opensnoop_skel import OpensnoopSkeleton
@@ -41,4 +42,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"opensnoop: {exc}")

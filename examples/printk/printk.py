@@ -12,6 +12,7 @@ wrote (trace_pipe holds every BPF program's output: the probe tags its own).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from printk_skel import PrintkSkeleton
@@ -45,4 +46,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"printk: {exc}")

@@ -13,6 +13,7 @@ again: the same entry program now reaches it.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tailcall_skel import TailcallSkeleton
 
@@ -53,4 +54,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"tailcall: {exc}")

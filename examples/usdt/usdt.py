@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import subprocess
+import sys
 import time
 
 from usdt_skel import UsdtSkeleton
@@ -54,4 +55,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as exc:  # pyprobe's errors (AttachError, LoadError, ...) are OSErrors with a clear message
+        sys.exit(f"usdt: {exc}")
