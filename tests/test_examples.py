@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,7 +162,14 @@ def test_stack_args_reads_the_7th_and_8th(built: Path) -> None:
 @pytest.mark.bpf
 def test_printk_lines_from_trace_pipe(built: Path, running_utest: subprocess.Popen[bytes]) -> None:
     pid = running_utest.pid
-    out = run_example(built, "printk", str(target("utest")), "-p", str(pid), "--duration", "1")
+    argv = [sys.executable, _loader("printk"), str(target("utest")), "-p", str(pid), "--duration", "1"]
+    for _ in range(10):  # trace_pipe is shared by the machine: wait while another process reads it
+        proc = subprocess.run(argv, env=_env(built), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        if "trace_pipe is open in another reader" not in proc.stderr:
+            break
+        time.sleep(1)
+    assert proc.returncode == 0, f"printk.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    out = proc.stdout
     lines = re.findall(rf"^\d+\.\d+ utest-{pid} cpu \d+: a=(\d+) b=(-?\d+)$", out, re.M)
     assert lines, out
     assert all(b == "3" and 0 <= int(a) < 100 for a, b in lines), out

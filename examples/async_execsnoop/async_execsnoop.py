@@ -28,7 +28,8 @@ async def trace(skel: AsyncExecsnoopSkeleton, count: int | None, duration: float
         with skel.maps.events.reader() as reader:
             async for e in reader.aevents():
                 seen += 1
-                print(f"{e.pid:>7} {e.ppid:>7} {e.comm.decode(errors='replace'):<16} {e.filename.decode()}")
+                comm, filename = e.comm.decode(errors="replace"), e.filename.decode(errors="replace")
+                print(f"{e.pid:>7} {e.ppid:>7} {comm:<16} {filename}")
                 if seen == count:
                     return
 
