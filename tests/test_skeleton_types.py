@@ -81,7 +81,7 @@ def test_structs_become_classes_and_maps_are_typed_with_them(tmp_path: Path) -> 
     assert "__pyprobe" not in source
 
 
-def test_generated_classes_have_btf_layout_and_behave_like_btf_types(tmp_path: Path) -> None:
+def test_generated_classes_have_btf_layout_checked_at_import(tmp_path: Path) -> None:
     module = import_file(write_skeleton(tmp_path, test_object("skel_types"), "skel_types_layout"))
     btf = Btf.from_file(test_object("skel_types"))
     try:
@@ -92,6 +92,15 @@ def test_generated_classes_have_btf_layout_and_behave_like_btf_types(tmp_path: P
             assert numpy_dtype(cls) == numpy_dtype(made), name
     finally:
         btf.close()
+    source = (tmp_path / "skel_types_layout.py").read_text()
+    for good, bad, message in (("finish_struct(Endpoint, 8, (0, 4, 6))", "finish_struct(Endpoint, 8, (0, 4, 7))",
+                                r"Endpoint \(struct endpoint\) member '_pad' is at offset 6 here, BTF says 7"),
+                               ("finish_struct(Endpoint, 8,", "finish_struct(Endpoint, 12,",
+                                r"Endpoint \(struct endpoint\) is 8 bytes here, BTF says 12")):  # fmt: skip
+        assert good in source
+        (tmp_path / "skel_types_broken.py").write_text(source.replace(good, bad))
+        with pytest.raises(pyprobe.BtfError, match=message):
+            import_file(tmp_path / "skel_types_broken.py")
     value = module.FlowValue.from_dict({"low": 7, "sign": -8, "octets": [1, 2, 3, 4], "window": {"last": 3}})
     assert (value.low, value.sign, value.as_u32, value.window.last) == (7, -8, 0x04030201, 3)
     with pytest.raises(ValueError, match="cannot hold"):

@@ -197,8 +197,12 @@ class Classes:
         return 0, []
 
     def height(self, type_id: int) -> int:
-        """Nesting depth of ``type_id`` (structs, unions, arrays each count one); ``sys.maxsize`` for a
-        cycle, an unreadable record, or once :data:`MAX_VISITS` is spent. Iterative: no recursion."""
+        """Nesting depth of ``type_id``: structs, unions and arrays each count one.
+
+        ``sys.maxsize`` for a type that contains itself, an unreadable record,
+        or once :data:`MAX_VISITS` is spent. Iterative (no recursion), each
+        record measured once.
+        """
         if type_id in self._height:
             return self._height[type_id]
         grey: set[int] = set()
