@@ -175,7 +175,7 @@ def _camel(name: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", name) if w)
 
 
-_MYPY_LINE = re.compile(r"^(?P<file>[^:]+\.py):(?P<line>\d+): (?P<kind>error|note): (?P<msg>.*)$")
+_MYPY_LINE = re.compile(r"^(?P<file>[^:]+\.pyi?):(?P<line>\d+): (?P<kind>error|note): (?P<msg>.*)$")
 
 
 def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
@@ -203,9 +203,8 @@ def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
         block = by_module.get(Path(m["file"]).stem)
         where = f"{block.page}:{block.line + int(m['line']) - 1}" if block else m["file"] + ":" + m["line"]
         errors.append(f"{where}: {m['kind']}: {m['msg']}")
-    assert proc.returncode == 0, (
-        "mypy --strict rejects Python blocks of the docs:\n" + ("\n".join(errors) or proc.stdout + proc.stderr)
-    )
+    report = "\n".join(errors) or proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"mypy --strict rejects Python blocks of the docs:\n{report}"
 
 
 @pytest.mark.bpf
