@@ -147,8 +147,13 @@ endif()
 message(STATUS "pyprobe ${pyprobe_VERSION}: ${_pyprobe_package_dir} (BPF arch ${pyprobe_BPF_ARCH}, "
                "clang ${PYPROBE_CLANG}, skeletons by ${pyprobe_PYTHON})")
 
-set(_pyprobe_cflags -g -O2 -target bpf -D__TARGET_ARCH_${pyprobe_BPF_ARCH} -Wall -Wno-unused-function
+# The flags of `pyprobe build` (pyprobe.compiler): the project's -I/-D come before these;
+# pyprobe's fallback <linux/errno.h> comes last, for machines without the kernel's UAPI headers.
+set(_pyprobe_cflags -target bpf -D__TARGET_ARCH_${pyprobe_BPF_ARCH}
     "-I${pyprobe_INCLUDE_DIR}/vmlinux/${pyprobe_BPF_ARCH}" "-I${pyprobe_INCLUDE_DIR}" ${pyprobe_SYSTEM_INCLUDES})
+if(IS_DIRECTORY "${pyprobe_INCLUDE_DIR}/compat")
+  list(APPEND _pyprobe_cflags -idirafter "${pyprobe_INCLUDE_DIR}/compat")
+endif()
 
 # pyprobe_add_probes(<target> SOURCES <src.bpf.c>... PACKAGE_DIR <dir>
 #                    [INCLUDE_DIRS <dir>...] [DEFINES <NAME[=VALUE]>...])
@@ -162,8 +167,9 @@ set(_pyprobe_cflags -g -O2 -target bpf -D__TARGET_ARCH_${pyprobe_BPF_ARCH} -Wall
 # directory relative to the install prefix (the wheel's root under
 # scikit-build-core: the Python package's import path, e.g. `mytool`).
 # Relative SOURCES and INCLUDE_DIRS are taken from the current source dir;
-# each source's own directory is on the include path. The target's properties
-# PYPROBE_OBJECTS and PYPROBE_SKELETONS list the files it builds.
+# each source's own directory and INCLUDE_DIRS come before pyprobe's headers.
+# The target's properties PYPROBE_OBJECTS and PYPROBE_SKELETONS list the files
+# it builds.
 function(pyprobe_add_probes target)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "PACKAGE_DIR" "SOURCES;INCLUDE_DIRS;DEFINES")
   if(arg_UNPARSED_ARGUMENTS)
@@ -217,7 +223,8 @@ function(pyprobe_add_probes target)
     add_custom_command(
       OUTPUT "${obj}"
       COMMAND "${CMAKE_COMMAND}" -E make_directory "${outdir}"
-      COMMAND "${PYPROBE_CLANG}" ${_pyprobe_cflags} "-I${srcdir}" ${extra} -MD -MF "${obj}.d" -c "${src}" -o "${tmp}"
+      COMMAND "${PYPROBE_CLANG}" -g -O2 -Wall "-I${srcdir}" ${extra} ${_pyprobe_cflags} -MD -MF "${obj}.d"
+              -c "${src}" -o "${tmp}"
       COMMAND "${PYPROBE_LLVM_STRIP}" -g "${tmp}" -o "${obj}"
       COMMAND "${CMAKE_COMMAND}" -E remove "${tmp}"
       DEPENDS "${src}"
