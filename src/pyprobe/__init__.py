@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pyprobe import features, perf_event, symbols, system, usdt
+from pyprobe._data import cmake_dir
 from pyprobe._ffi import libbpf_version
 from pyprobe._resource import ClosedError
 from pyprobe.batch import Batch
@@ -68,6 +69,19 @@ from pyprobe.tracefs import TraceLine, trace_pipe
 
 __version__ = "0.1.0"
 
+
+def include_dir() -> str:
+    """The directory of the BPF headers installed with pyprobe: ``clang -I`` it to build probes.
+
+    It holds ``pyprobe/*.h``, libbpf's BPF-side headers (``bpf/``) and
+    ``vmlinux/<arch>/vmlinux.h``; ``pyprobe cflags`` prints the whole set of
+    flags. Raises FileNotFoundError when the package was installed without them.
+    """
+    from pyprobe.compiler import include_dir as _include_dir
+
+    return _include_dir()
+
+
 __all__ = [
     "AmbiguousSymbolError",
     "ArrayMap",
@@ -125,7 +139,9 @@ __all__ = [
     "UsdtLink",
     "XdpLink",
     "__version__",
+    "cmake_dir",
     "features",
+    "include_dir",
     "libbpf_version",
     "load",
     "open",

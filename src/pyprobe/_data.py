@@ -1,4 +1,4 @@
-"""Where the files installed with the package live: precompiled probes and the demo target."""
+"""Where the files installed with the package live: precompiled probes, the demo target, the CMake package."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyprobe
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["probe_file", "probe_path", "target_path"]
+__all__ = ["cmake_dir", "probe_file", "probe_path", "target_path"]
 
 
 def _find(kind: str, name: str) -> str:
@@ -38,3 +38,14 @@ def target_path(name: str) -> Path:
     from pathlib import Path
 
     return Path(_find("targets", name))
+
+
+def cmake_dir() -> str:
+    """The directory of pyprobe's CMake package (``pyprobeConfig.cmake``), e.g. for ``-Dpyprobe_DIR=...``.
+
+    ``find_package(pyprobe)`` there defines ``pyprobe_add_probes()``, which
+    compiles a project's probes against the headers installed with pyprobe.
+    Reads nothing but the file system; raises FileNotFoundError when the
+    package was installed without it.
+    """
+    return os.path.dirname(_find("cmake", "pyprobeConfig.cmake"))

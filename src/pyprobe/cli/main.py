@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 other failure, 2 bad usage (arguments, PROBE
 syntax, unknown binary or function), 69 the kernel refused (load, attach,
-missing feature), 77 missing permission, 130 interrupted before starting.
+missing feature) or clang is not installed (build, cflags), 77 missing
+permission, 130 interrupted before starting. ``pyprobe build`` exits with
+clang's own status when clang rejects the source.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ COMMANDS = {
     "run": ("runobj", "load an object, auto-attach, stream ring buffer events and bpf_printk"),
     "list": ("listing", "list symbols, USDT probes, loaded programs or maps"),
     "gen": ("gen", "generate code for an object (a typed skeleton module)"),
+    "build": ("build", "compile a BPF C probe against pyprobe's headers and vmlinux.h"),
+    "cflags": ("cflags", "print the clang flags for building probes with your own Makefile"),
     "printk": ("printk", "follow bpf_printk output (trace_pipe)"),
+    "cmake-dir": ("cmakedir", "print the directory of pyprobe's CMake package (for -Dpyprobe_DIR=...)"),
 }
 """command -> (module in pyprobe.cli, help). Only the module of the command run is imported."""
 
