@@ -37,8 +37,9 @@ def import_file(path: Path) -> ModuleType:
 def test_generated_module_declares_programs_maps_and_globals(tmp_path: Path) -> None:
     source = generate(tmp_path, "maps").read_text()
     assert "class MapsSkeleton(Skeleton):" in source
-    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap", "pcpu_array: pyprobe.PerCpuArrayMap",
-                 "ring: pyprobe.RingBufMap", "perf: pyprobe.PerfEventArrayMap", "queue: pyprobe.QueueMap",
+    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap[Any, Any]",
+                 "pcpu_array: pyprobe.PerCpuArrayMap[Any]", "ring: pyprobe.RingBufMap[Any]",
+                 "perf: pyprobe.PerfEventArrayMap[Any]", "queue: pyprobe.QueueMap[Any]",
                  "total: int", "label: bytes", "scale: int", "last_point: Any  # struct point"):  # fmt: skip
         assert f"    {line}\n" in source, line
     assert "_OBJECT = (" in source  # embedded
@@ -104,7 +105,7 @@ def test_generated_module_passes_mypy_strict_and_catches_misspelt_names(tmp_path
         "        skel.rodata.target_pid = os.getpid()\n"
         "        skel.load()\n"
         "        links: list[pyprobe.Link] = skel.attach()\n"
-        "        counts: pyprobe.HashMap = skel.maps.counts\n"
+        "        counts: pyprobe.HashMap[int, int] = skel.maps.counts\n"
         "        prog: pyprobe.Program = skel.progs.on_getpid\n"
         "        link: pyprobe.Link | None = skel.links.on_getpid\n"
         "        return skel.bss.getpid_calls + len(links) + len(counts) + prog.fd + (link is None)\n"

@@ -17,12 +17,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from operator import length_hint
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pyprobe._resource import Resource
 from pyprobe.batch import Batch
 
 __all__ = ["EventReader", "Source"]
+
+E = TypeVar("E")
+"""The Python type events decode to."""
 
 CHUNK = 4096
 """Events taken from the kernel per step of poll()/consume()/events()."""
@@ -62,8 +65,8 @@ def check_timeout(timeout: object, what: str) -> float | None:
     return float(timeout)
 
 
-class EventReader(Resource):
-    """Base of :class:`~pyprobe.RingBuffer` and :class:`~pyprobe.PerfBuffer`.
+class EventReader(Resource, Generic[E]):
+    """Base of :class:`~pyprobe.RingBuffer` and :class:`~pyprobe.PerfBuffer`; ``E`` is the type events decode to.
 
     Not thread-safe: use a reader from one thread at a time.
     """
@@ -73,13 +76,13 @@ class EventReader(Resource):
 
     def _init_reader(self, drain_interval: float) -> None:
         self._drain_interval = check_interval(drain_interval)
-        self._pending: deque[tuple[Source, Batch]] = deque()
+        self._pending: deque[tuple[Source, Batch[Any]]] = deque()
 
     # -- subclasses ----------------------------------------------------------
     def _sources(self) -> list[Source]:
         raise NotImplementedError
 
-    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch] | None:
+    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch[Any]] | None:
         """One batch from the kernel without waiting, or None when nothing is there.
 
         Without ``force`` a reader may leave alone a source it recently
@@ -93,7 +96,7 @@ class EventReader(Resource):
         raise NotImplementedError
 
     # -- the machinery -------------------------------------------------------
-    def _take(self, max_events: int, force: bool = True) -> tuple[Source, Batch] | None:
+    def _take(self, max_events: int, force: bool = True) -> tuple[Source, Batch[Any]] | None:
         if self._pending:
             source, batch = self._pending[0]
             if len(batch) <= max_events:
@@ -111,7 +114,7 @@ class EventReader(Resource):
             self._poller.register(self.fileno(), select.POLLIN)
         self._poller.poll(max(1, math.ceil(timeout * 1000)))
 
-    def _next(self, max_events: int, timeout: float | None) -> tuple[Source, Batch] | None:
+    def _next(self, max_events: int, timeout: float | None) -> tuple[Source, Batch[Any]] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         step = min(self._drain_interval, MAX_SLICE)
         while True:
@@ -123,11 +126,11 @@ class EventReader(Resource):
                 return self._take(max_events)  # at the deadline, whatever is there
             self._wait(min(remaining, step))
 
-    def _keep(self, source: Source, batch: Batch, rest: int) -> None:
+    def _keep(self, source: Source, batch: Batch[Any], rest: int) -> None:
         if rest > 0:
             self._pending.appendleft((source, batch[len(batch) - rest :]))
 
-    def _dispatch(self, source: Source, batch: Batch) -> int:
+    def _dispatch(self, source: Source, batch: Batch[Any]) -> int:
         callback = source.callback
         assert callback is not None
         positions, decode = batch._walker()
@@ -181,7 +184,7 @@ class EventReader(Resource):
         self._check_callbacks()
         return self._drain(0, force=True)
 
-    def events(self, timeout: float | None = None) -> Iterator[Any]:
+    def events(self, timeout: float | None = None) -> Iterator[E]:
         """Yields events as they come; ends once ``timeout`` seconds pass with no event (None: never ends).
 
         Callbacks are not called. Blocks between events with the GIL released;
@@ -200,7 +203,7 @@ class EventReader(Resource):
             finally:
                 self._keep(source, batch, length_hint(it))
 
-    async def aevents(self, *, timeout: float | None = None) -> AsyncIterator[Any]:
+    async def aevents(self, *, timeout: float | None = None) -> AsyncIterator[E]:
         """``async for`` over events; ends once ``timeout`` seconds pass with no event (None: never ends).
 
         Built on the running loop's ``add_reader(fileno())``; it never blocks
@@ -239,7 +242,7 @@ class EventReader(Resource):
         finally:
             loop.remove_reader(fd)
 
-    def read_batch(self, max_events: int = 65536, *, timeout: float | None = None) -> Batch:
+    def read_batch(self, max_events: int = 65536, *, timeout: float | None = None) -> Batch[E]:
         """Up to ``max_events`` events of one map as a :class:`Batch`, with no Python call per event.
 
         Waits up to ``timeout`` seconds (None: until an event comes; 0: not at

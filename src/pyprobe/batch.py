@@ -11,26 +11,47 @@ from __future__ import annotations
 
 import array
 import ctypes
+import errno
 import functools
 import importlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
     import numpy
 
 __all__ = ["Batch", "numpy_dtype", "resolve_event_type"]
 
+E = TypeVar("E")
+"""The Python type events decode to."""
+
 _CTYPES_BASES = (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)
 
 
-def resolve_event_type(bmap: Any, event_type: object) -> Any:
-    """The ctypes type for ``event_type`` (None, a ctypes type, or a BTF type name in the map's object).
+def _export_hint(type_name: str, map_name: str) -> str:
+    """How to put a type into the object's BTF from the BPF side (``<pyprobe/btf.h>``)."""
+    words = type_name.split()
+    c_name = type_name if len(words) == 2 and words[0] in ("struct", "union", "enum") else f"struct {type_name}"
+    return (
+        f"export it from the BPF program: PYPROBE_EVENT_TYPE({map_name}, {c_name}); (the record type of map "
+        f"'{map_name}', then reader() needs no event_type) or PYPROBE_EXPORT_TYPE({c_name}); both from "
+        "<pyprobe/btf.h>, which <pyprobe/common.h> includes"
+    )
 
-    Raises TypeError for anything else, or when a name is given but the
-    map's object offers no BTF lookup.
+
+def resolve_event_type(bmap: Any, event_type: object) -> Any:
+    """The ctypes type for ``event_type``, or None for raw ``bytes`` records.
+
+    ``event_type`` is a ctypes type, a BTF type name in the map's object,
+    ``bytes``, or None for the map's own record type (``RingBufMap.event_type``,
+    from ``set_types`` or ``PYPROBE_EVENT_TYPE``). Raises TypeError for
+    anything else, or when a name is given but the map's object offers no
+    BTF lookup; :class:`~pyprobe.BtfError` when BTF has no type of that name
+    (saying how to export it).
     """
     if event_type is None:
+        return getattr(bmap, "event_type", None)
+    if event_type is bytes:
         return None
     name = getattr(bmap, "name", "?")
     if isinstance(event_type, str):
@@ -42,7 +63,16 @@ def resolve_event_type(bmap: Any, event_type: object) -> Any:
                 f"event_type {event_type!r} of map '{name}' names a BTF type, but its object offers no BTF "
                 "type lookup (BpfObject.btf); pass a ctypes type instead"
             )
-        return lookup(event_type)
+        btf_module = importlib.import_module("pyprobe.btf")
+        try:
+            return lookup(event_type)
+        except btf_module.BtfError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            raise btf_module.BtfError(
+                errno.ENOENT, f"no type named {event_type!r} in the object's BTF",
+                context=f"event_type of map '{name}'", hint=_export_hint(event_type, name),
+            ) from exc  # fmt: skip
     if isinstance(event_type, type) and issubclass(event_type, _CTYPES_BASES):
         if ctypes.sizeof(event_type) == 0:
             raise ValueError(f"event_type {event_type.__name__} of map '{name}' has size 0")
@@ -72,8 +102,8 @@ def numpy_dtype(event_type: Any) -> numpy.dtype[Any]:
     return dtype
 
 
-class Batch(Sequence[Any]):
-    """Events read in one call, decoded on access.
+class Batch(Sequence[E], Generic[E]):
+    """Events read in one call, decoded on access; ``Batch[E]`` holds events of type ``E``.
 
     ``len(batch)`` events; iterating or indexing gives each event as an
     instance of the reader's ``event_type`` (a ctypes type; a copy of the
@@ -97,7 +127,7 @@ class Batch(Sequence[Any]):
         """Name of the map the events were read from."""
 
     @classmethod
-    def empty(cls, event_type: Any = None, map: str = "") -> Batch:
+    def empty(cls, event_type: Any = None, map: str = "") -> Batch[Any]:
         """A batch of no events."""
         return cls(b"", memoryview(bytes(4)).cast("I"), 0, event_type, map)
 
@@ -105,9 +135,9 @@ class Batch(Sequence[Any]):
         return len(self._offsets) - 1
 
     @property
-    def event_type(self) -> Any:
+    def event_type(self) -> type[E] | None:
         """The ctypes type events decode to, or None for bytes."""
-        return self._type
+        return self._type  # type: ignore[no-any-return]
 
     @property
     def raw(self) -> bytes:
@@ -135,7 +165,7 @@ class Batch(Sequence[Any]):
             return etype.from_buffer_copy(self._raw, start)
         return etype.from_buffer_copy(bytes(self._raw[start:end]).ljust(size, b"\0"))
 
-    def decoded(self) -> list[Any]:
+    def decoded(self) -> list[E]:
         """Every event decoded, as a list."""
         raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
         if n == 0:
@@ -145,7 +175,8 @@ class Batch(Sequence[Any]):
             first = offs[0]
             stop = first + n * size
             if etype is None:
-                return [bytes(raw[o : o + size]) for o in range(first, stop, size)]
+                chunks: list[Any] = [bytes(raw[o : o + size]) for o in range(first, stop, size)]
+                return chunks
             if size >= ctypes.sizeof(etype):
                 decode = etype.from_buffer_copy
                 return [decode(raw, o) for o in range(first, stop, size)]
@@ -166,16 +197,17 @@ class Batch(Sequence[Any]):
                 return positions, functools.partial(etype.from_buffer_copy, raw)
         return iter(range(n)), lambda i: self._decode(offs[i], offs[i + 1])
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[E]:
+        """The events, decoded (all at once, then handed out one by one)."""
         return iter(self.decoded())
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: int) -> E: ...
 
     @overload
-    def __getitem__(self, index: slice) -> Batch: ...
+    def __getitem__(self, index: slice) -> Batch[E]: ...
 
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: int | slice) -> E | Batch[E]:
         n = len(self)
         if isinstance(index, slice):
             start, stop, step = index.indices(n)
@@ -189,7 +221,8 @@ class Batch(Sequence[Any]):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"event {index} out of range for a batch of {n}")
-        return self._decode(self._offsets[index], self._offsets[index + 1])
+        event: E = self._decode(self._offsets[index], self._offsets[index + 1])
+        return event
 
     def to_numpy(self) -> numpy.ndarray[Any, Any]:
         """The events as a numpy structured array whose dtype comes from the event type.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
@@ -15,14 +16,15 @@ from pyprobe.enums import AttachType, ProgramType
 from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
 from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
-from pyprobe.maps import Map
+from pyprobe.maps import KeyValueMap, Map, PerCpuArrayMap, PerCpuHashMap
 from pyprobe.program import Program
 
-__all__ = ["BpfObject", "load", "open"]
+__all__ = ["BpfObject", "ObjectMaps", "load", "open"]
 
 State = Literal["opened", "loaded", "closed"]
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 T = TypeVar("T")
+M = TypeVar("M", bound=Map)
 
 
 class Named(Mapping[str, T]):
@@ -48,6 +50,47 @@ class Named(Mapping[str, T]):
 
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
+
+
+class ObjectMaps(Named[Map]):
+    """An object's user maps by name (a read-only Mapping), with :meth:`typed` for type checkers."""
+
+    def typed(self, name: str, cls: type[M]) -> M:
+        """The map called ``name``, checked to be a ``cls`` and typed as one.
+
+        ``obj.maps.typed("counts", pyprobe.HashMap[int, int])`` returns the
+        map as a ``HashMap[int, int]``, so ``mypy --strict`` knows its keys
+        and values (the type arguments are not checked against BTF: they
+        say what the caller expects). Raises KeyError for an unknown name;
+        TypeError naming the map, its real class and kind when it is not a
+        ``cls``, when a per-CPU map is asked for with a value type that is
+        not a list, or when ``cls`` is not a map class.
+        """
+        origin: object = typing.get_origin(cls) or cls
+        if not (isinstance(origin, type) and issubclass(origin, Map)):
+            raise TypeError(f"typed() takes a map class such as pyprobe.HashMap[int, int], not {cls!r}")
+        found = self[name]
+        kind = found.type.name.lower()
+        if not isinstance(found, origin):
+            raise TypeError(
+                f"map '{name}' of {self._owner} is a {type(found).__name__} ({kind} map), not a {origin.__name__}"
+            )
+        args = typing.get_args(cls)
+        per_cpu = isinstance(found, (PerCpuHashMap, PerCpuArrayMap))
+        if (
+            per_cpu
+            and args
+            and issubclass(origin, KeyValueMap)
+            and not issubclass(origin, (PerCpuHashMap, PerCpuArrayMap))
+        ):
+            value = args[-1]
+            if value is not Any and typing.get_origin(value) is not list:
+                shown = getattr(value, "__name__", None) or repr(value)
+                raise TypeError(
+                    f"map '{name}' of {self._owner} is a {type(found).__name__} ({kind} map), whose values are "
+                    f"lists (one per CPU), not {shown}: ask for a {type(found).__name__}"
+                )
+        return found  # type: ignore[return-value]
 
 
 def _close_object(ptr: Any, link_closers: dict[int, Callable[[], None]], keep: object) -> None:
@@ -97,8 +140,8 @@ class BpfObject(Resource):
             bmap = Map._wrap(self, m)
             (internal if lib.bpf_map__is_internal(m) else maps)[bmap.name] = bmap
             m = lib.bpf_object__next_map(ptr, m)
-        self.maps: Mapping[str, Map] = Named(maps, "map", f"object '{self.name}'")
-        """The object's user maps by name (global-variable sections excluded)."""
+        self.maps: ObjectMaps = ObjectMaps(maps, "map", f"object '{self.name}'")
+        """The object's user maps by name (global-variable sections excluded); ``maps.typed(name, cls)``."""
         self._internal_maps = internal
 
     @property

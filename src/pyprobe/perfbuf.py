@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pyprobe._ffi import ffi, lib
 from pyprobe._reader import EventReader, Source, check_callback
@@ -18,19 +18,28 @@ from pyprobe.batch import Batch, resolve_event_type
 from pyprobe.enums import MapType
 from pyprobe.errors import MapError, check_int, check_ptr
 
+if TYPE_CHECKING:
+    from pyprobe.maps import Map, PerfEventArrayMap
+
 __all__ = ["PerfBuffer"]
+
+E = TypeVar("E")
+"""The Python type samples decode to."""
+T = TypeVar("T")
 
 
 def _release(ptr: Any) -> None:
     lib.pyprobe_perf_free(ptr)
 
 
-class PerfBuffer(EventReader):
-    """A reader of a BPF perf event array: one buffer of ``pages`` pages per CPU.
+class PerfBuffer(EventReader[E]):
+    """A reader of a BPF perf event array: one buffer of ``pages`` pages per CPU; ``PerfBuffer[E]`` gives ``E``.
 
     ``callback(event)`` gets each sample (decoded to ``event_type``, a BTF type
-    name or a ctypes type, else ``bytes``; perf pads raw samples to 8 bytes
-    plus 4, so without an event type the bytes may end in padding).
+    name, a ctypes type or ``bytes``; without one, to the map's record type,
+    ``PerfEventArrayMap.event_type``, else ``bytes``; perf pads raw samples to
+    8 bytes plus 4, so without an event type the bytes may end in padding).
+    Type checkers take ``E`` as :class:`RingBuffer` does.
     ``lost(count)`` is called with the number of samples the kernel dropped
     because a buffer was full, as soon as the reader learns of them;
     :attr:`lost_count` is their total.
@@ -46,14 +55,50 @@ class PerfBuffer(EventReader):
     or the perf events cannot be opened. Needs Linux 4.4.
     """
 
+    @overload
     def __init__(
-        self,
-        map: Any,
+        self: PerfBuffer[E],
+        map: PerfEventArrayMap[E],
+        callback: Callable[[E], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: None = None,
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: PerfBuffer[T],
+        map: Map,
+        callback: Callable[[T], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: type[T],
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: PerfBuffer[Any],
+        map: Map,
         callback: Callable[[Any], object] | None = None,
         *,
         lost: Callable[[int], object] | None = None,
         pages: int = 64,
-        event_type: Any = None,
+        event_type: str | None = None,
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    def __init__(
+        self,
+        map: Map,
+        callback: Callable[[Any], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: type[Any] | str | None = None,
         wakeup_events: int = 1,
         drain_interval: float = 0.1,
     ) -> None:
@@ -108,14 +153,14 @@ class PerfBuffer(EventReader):
         self._check_open()
         return int(lib.pyprobe_perf_epoll_fd(self._ptr))
 
-    def _read(self, max_events: int, force: bool = True) -> tuple[Source, Batch] | None:
+    def _read(self, max_events: int, force: bool = True) -> tuple[Source, Batch[Any]] | None:
         ptr = self._ptr
         check_int(lib.pyprobe_perf_consume(ptr), f"read the perf buffer of map '{self.name}'", MapError)
         offsets_p = ffi.new("__u32 **")
         info = ffi.new("size_t[2]")
         data = lib.pyprobe_perf_staged(ptr, offsets_p, info, info + 1)
         n = int(info[0])
-        batch = None
+        batch: Batch[Any] | None = None
         if n:
             offsets = memoryview(ffi.buffer(offsets_p[0], 4 * (n + 1))[:]).cast("I")
             raw = ffi.buffer(data, offsets[n])[:]

@@ -14,7 +14,7 @@ import select
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pyprobe._ffi import ffi, lib
 from pyprobe._reader import EventReader, Source, check_callback
@@ -22,7 +22,14 @@ from pyprobe.batch import Batch, resolve_event_type
 from pyprobe.enums import MapType
 from pyprobe.errors import MapError, check_ptr
 
+if TYPE_CHECKING:
+    from pyprobe.maps import Map, RingBufMap
+
 __all__ = ["RingBuffer"]
+
+E = TypeVar("E")
+"""The Python type events decode to."""
+T = TypeVar("T")
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _POOL = 4
@@ -75,12 +82,16 @@ def _release(rings: list[_Ring], epoll: select.epoll) -> None:
     rings.clear()
 
 
-class RingBuffer(EventReader):
-    """A reader of one or more BPF ring buffer maps.
+class RingBuffer(EventReader[E]):
+    """A reader of one or more BPF ring buffer maps; ``RingBuffer[E]`` hands out events of type ``E``.
 
     ``RingBuffer(obj.maps["events"], callback, event_type="event")``; more
     rings with :meth:`add`. Events decode to ``event_type`` (a BTF type name
-    of the map's object, or a ctypes type), else they are ``bytes``. Consume
+    of the map's object, a ctypes type, or ``bytes``); without one, to the
+    map's record type (``RingBufMap.event_type``: set by ``Map.set_types`` or
+    named by ``PYPROBE_EVENT_TYPE`` in BTF), else they are ``bytes``. Type
+    checkers take ``E`` from a typed ``RingBufMap[E]`` or from a ctypes
+    ``event_type``; a name gives ``RingBuffer[Any]``. Consume
     them with :meth:`poll`/:meth:`consume` (callbacks), :meth:`events`,
     :meth:`aevents` or :meth:`read_batch`.
 
@@ -100,18 +111,45 @@ class RingBuffer(EventReader):
     :class:`MapError` for one that is not loaded. Needs Linux 5.8.
     """
 
+    @overload
     def __init__(
-        self,
-        map: Any = None,
+        self: RingBuffer[E],
+        map: RingBufMap[E],
+        callback: Callable[[E], object] | None = None,
+        *,
+        event_type: None = None,
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: RingBuffer[T],
+        map: Map,
+        callback: Callable[[T], object] | None = None,
+        *,
+        event_type: type[T],
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: RingBuffer[Any],
+        map: Map | None = None,
         callback: Callable[[Any], object] | None = None,
         *,
-        event_type: Any = None,
+        event_type: str | None = None,
+        drain_interval: float = 0.1,
+    ) -> None: ...
+    def __init__(
+        self,
+        map: Map | None = None,
+        callback: Callable[[Any], object] | None = None,
+        *,
+        event_type: type[Any] | str | None = None,
         drain_interval: float = 0.1,
     ) -> None:
         self._init_reader(drain_interval)
         self._rings: list[_Ring] = []
         self._next_ring = 0
-        self._maps: list[Any] = []
+        self._maps: list[Map] = []
         self._need = ffi.new("size_t[3]")
         self._epoll = select.epoll()
         self._own(functools.partial(_release, self._rings, self._epoll), "RingBuffer")
@@ -125,8 +163,10 @@ class RingBuffer(EventReader):
             self.close()
             raise TypeError("RingBuffer got a callback or event_type but no map")
 
-    def add(self, map: Any, callback: Callable[[Any], object] | None = None, *, event_type: Any = None) -> None:
-        """Adds a ring buffer map with its own callback and event type.
+    def add(
+        self, map: Map, callback: Callable[[E], object] | None = None, *, event_type: type[E] | str | None = None
+    ) -> None:
+        """Adds a ring buffer map with its own callback and event type (default: the map's record type).
 
         Raises TypeError for a map that is not BPF_MAP_TYPE_RINGBUF or a bad
         callback or event_type, :class:`MapError` when the map has no fd yet.
@@ -173,7 +213,7 @@ class RingBuffer(EventReader):
                 if ring.fd == fd:
                     ring.idle_since = None
 
-    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch] | None:
+    def _read(self, max_events: int, force: bool) -> tuple[Source, Batch[Any]] | None:
         # A ring a drain emptied is read again at its next kernel wakeup, or
         # drain_interval later, or when forced (consume(), a wait's deadline):
         # as libbpf's reader, which sleeps in epoll once it has caught up,

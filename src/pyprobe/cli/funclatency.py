@@ -100,8 +100,7 @@ class LatencyTracer:
 
     def histograms(self) -> list[Histogram]:
         """The current histogram of each function (cumulative since attach), read from the ``hists`` map."""
-        hists = self._obj.maps["hists"]
-        assert isinstance(hists, pyprobe.ArrayMap)
+        hists = self._obj.maps.typed("hists", pyprobe.ArrayMap[Any])
         out = []
         for i in range(len(self.functions)):
             h = hists[i]

@@ -282,7 +282,7 @@ class Tracer:
         self.seen = 0
         self._status = status or Status()
         self._links: list[pyprobe.Link] = []
-        self._reader: pyprobe.RingBuffer | None = None
+        self._reader: pyprobe.RingBuffer[Any] | None = None
         # per binary: the functions for one uprobe_multi link (many, each found by its name) and the rest
         per_binary: dict[str, list[Function]] = {}
         for f in self.functions:
@@ -298,8 +298,7 @@ class Tracer:
                 prog.autoload = wanted.get(name, False)
             obj.maps["events"].max_entries = RING_BYTES
             obj.load()
-            funcs = obj.maps["funcs"]
-            assert isinstance(funcs, pyprobe.ArrayMap)
+            funcs = obj.maps.typed("funcs", pyprobe.ArrayMap[Any])
             for f in self.functions:
                 funcs[f.index] = f.config()
             self._attach(obj, plan)
@@ -355,8 +354,7 @@ class Tracer:
 
     def lost(self) -> int:
         """Events the ring buffer had no room for, plus calls nested too deep to remember."""
-        lost = self._obj.maps["lost"]
-        assert isinstance(lost, pyprobe.PerCpuArrayMap)
+        lost = self._obj.maps.typed("lost", pyprobe.PerCpuArrayMap[int])
         return sum(sum(lost[i]) for i in (0, 1))
 
     def drain(self, timeout: float = 0) -> list[Call]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import enum
 import errno
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from pyprobe.object import BpfObject
 
 __all__ = ["KeyExistsError", "Map", "UpdateFlags"]
+
+TYPES_SECTION = ".pyprobe.types"
+"""The BTF DATASEC of the types ``<pyprobe/btf.h>`` exports (PYPROBE_EXPORT_TYPE, PYPROBE_EVENT_TYPE)."""
 
 
 class UpdateFlags(enum.IntFlag):
@@ -274,6 +278,38 @@ class Map(Resource):
     def value_type(self) -> Any:
         """The Python type of values (per CPU for per-CPU maps), or ``bytes`` when the map has no BTF."""
         return self._codec[1].python_type
+
+    def set_types(
+        self, *, key_type: builtins.type[Any] | None = None, value_type: builtins.type[Any] | None = None
+    ) -> None:
+        """Decodes keys and values into these ctypes types instead of the ones made from BTF.
+
+        E.g. a generated skeleton's struct classes, or types for a map
+        without BTF. ``bytes`` reads that side raw; None leaves it as it is.
+        A type's size must be the map's ``key_size`` / ``value_size`` (for
+        per-CPU maps: the size of one CPU's value). For ring buffers and
+        perf event arrays ``value_type`` is the record type readers use by
+        default (see ``RingBufMap.event_type``). Raises TypeError for
+        something that is not a ctypes type, ValueError naming the map when
+        a size differs; no system call.
+        """
+        checked: list[Any] = []
+        for what, given, size in (("key_type", key_type, self.key_size), ("value_type", value_type, self.value_size)):
+            if given is not None and given is not bytes:
+                check_ctype(given, f"{what} of map '{self.name}'")
+                if ctypes.sizeof(given) != size:
+                    side = what.removesuffix("_type")
+                    raise ValueError(
+                        f"{what} {given.__name__} of map '{self.name}' is {ctypes.sizeof(given)} bytes, "
+                        f"but the map's {side}s are {size} bytes"
+                    )
+            checked.append(given)
+        old_key, old_value = self._explicit_types
+        self._explicit_types = (
+            old_key if checked[0] is None else checked[0],
+            old_value if checked[1] is None else checked[1],
+        )
+        self._codecs = None
 
     # --- raw access -------------------------------------------------------------
     def _value_copies(self) -> int:
@@ -574,3 +610,10 @@ def _create_with_btf(
 
 def _is_ctype(t: Any) -> bool:
     return issubclass(t, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array))
+
+
+def check_ctype(t: object, what: str) -> None:
+    """Raises TypeError unless ``t`` is a ctypes type (scalar, Structure, Union or Array)."""
+    if not (isinstance(t, builtins_type) and _is_ctype(t)):
+        shown = t.__name__ if isinstance(t, builtins_type) else repr(t)
+        raise TypeError(f"{what} must be a ctypes type (or bytes), not {shown}")

@@ -108,9 +108,11 @@ class Codec:
         if kind == "struct":
             if isinstance(value, self.ctype):  # type: ignore[arg-type]
                 return bytes(value)
-            if isinstance(value, dict):
-                return bytes(self.ctype.from_dict(value))  # type: ignore[union-attr]
-            raise self._bad_type(value, f"{self.ctype.__name__} or a dict")  # type: ignore[union-attr]
+            from_dict = getattr(self.ctype, "from_dict", None)
+            if isinstance(value, dict) and from_dict is not None:
+                return bytes(from_dict(value))
+            accepted = " or a dict" if from_dict is not None else ""
+            raise self._bad_type(value, f"{self.ctype.__name__}{accepted}")  # type: ignore[union-attr]
         if kind in ("chars", "char"):
             if isinstance(value, str):
                 value = value.encode()

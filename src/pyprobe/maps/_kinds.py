@@ -1,27 +1,48 @@
-"""The typed map classes, one per kind of map, chosen by map type."""
+"""The typed map classes, one per kind of map, chosen by map type.
+
+The classes are generic in their key and value types (``HashMap[K, V]``,
+``ArrayMap[V]``, ``RingBufMap[E]``...) for type checkers only: at run time a
+map decodes into the types its BTF (or :meth:`Map.set_types`) gives, and
+``HashMap[int, int]`` is the same class as ``HashMap``. A map of an object
+gets its type parameters from ``obj.maps.typed(name, HashMap[int, int])`` or
+a generated skeleton.
+"""
 
 from __future__ import annotations
 
 import collections.abc
+import ctypes
 import errno
 import importlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from pyprobe._ffi import ffi, lib
+from pyprobe.btf import BtfError, Kind
 from pyprobe.enums import MapType
-from pyprobe.errors import KeyNotFoundError, MapError, check_int, error_from_errno
-from pyprobe.maps._base import Map, UpdateFlags
+from pyprobe.errors import BpfError, KeyNotFoundError, MapError, check_int, error_from_errno
+from pyprobe.maps._base import TYPES_SECTION, Map, UpdateFlags, check_ctype
 from pyprobe.maps._codec import Codec, bulk
 
 if TYPE_CHECKING:
+    from pyprobe.perfbuf import PerfBuffer
     from pyprobe.program import Program
+    from pyprobe.ringbuf import RingBuffer
 
 __all__ = [
     "ArrayMap", "ArrayOfMaps", "BloomFilterMap", "HashMap", "HashOfMaps", "KeyValueMap", "LruHashMap",
     "LruPerCpuHashMap", "MapItems", "PerCpuArrayMap", "PerCpuHashMap", "PerfEventArrayMap", "ProgArrayMap",
     "QueueMap", "RingBufMap", "StackMap", "StackTraceMap",
 ]  # fmt: skip
+
+K = TypeVar("K")
+"""The Python type of a map's keys."""
+V = TypeVar("V")
+"""The Python type of a map's values (for per-CPU maps: of one CPU's value)."""
+E = TypeVar("E")
+"""The Python type of the records of a ring buffer or perf event array."""
+T = TypeVar("T")
+D = TypeVar("D")
 
 _DUMP_CHUNK = 4096
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
@@ -32,7 +53,7 @@ def _shown(key: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class MapItems(Sequence[tuple[Any, Any]]):
+class MapItems(Sequence[tuple[K, V]]):
     """A snapshot of a map's entries read in bulk (``items(batch=True)``).
 
     The keys and values arrive from the kernel as two blobs; they are decoded
@@ -49,43 +70,43 @@ class MapItems(Sequence[tuple[Any, Any]]):
         self._count = count
         self._key = key
         self._value = value
-        self._keys: list[Any] | None = None
-        self._values: list[Any] | None = None
+        self._keys: list[K] | None = None
+        self._values: list[V] | None = None
 
     def __len__(self) -> int:
         return self._count
 
-    def key_list(self) -> list[Any]:
+    def key_list(self) -> list[K]:
         """The decoded keys."""
         if self._keys is None:
             self._keys = self._key.decode_many(self.raw_keys, self._count, self._key.size)
         return self._keys
 
-    def value_list(self) -> list[Any]:
+    def value_list(self) -> list[V]:
         """The decoded values."""
         if self._values is None:
             self._values = self._value.decode_many(self.raw_values, self._count, self._value.size)
         return self._values
 
     @overload
-    def __getitem__(self, index: int) -> tuple[Any, Any]: ...
+    def __getitem__(self, index: int) -> tuple[K, V]: ...
     @overload
-    def __getitem__(self, index: slice) -> list[tuple[Any, Any]]: ...
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: slice) -> list[tuple[K, V]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[K, V] | list[tuple[K, V]]:
         if isinstance(index, slice):
             return list(zip(self.key_list()[index], self.value_list()[index], strict=True))
         return self.key_list()[index], self.value_list()[index]
 
-    def pairs(self) -> list[tuple[Any, Any]]:
+    def pairs(self) -> list[tuple[K, V]]:
         """Every (key, value) pair, decoded in bulk."""
         keys, values = self.key_list(), self.value_list()
         with bulk():
             return list(zip(keys, values, strict=True))
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+    def __iter__(self) -> Iterator[tuple[K, V]]:
         return iter(self.pairs())
 
-    def to_dict(self) -> dict[Any, Any]:
+    def to_dict(self) -> dict[K, V]:
         """The entries as a dict."""
         keys, values = self.key_list(), self.value_list()
         with bulk():
@@ -114,35 +135,52 @@ class MapItems(Sequence[tuple[Any, Any]]):
         return f"<MapItems {self._count} entries>"
 
 
-class KeyValueMap(Map):
+class KeyValueMap(Map, Generic[K, V]):
     """Dict-like access to a map with keys: hash, LRU hash, array and their per-CPU kinds.
 
-    Every method blocks only for its system calls. Keys and values are
-    converted through the map's BTF types (raw bytes of the exact size are
-    always accepted); a wrong type or size raises TypeError or ValueError
-    before any system call.
+    ``K`` and ``V`` are the Python types of keys and values for type
+    checkers (``KeyValueMap[int, Event]``); at run time they are what the
+    map's BTF or :meth:`set_types` gives: ints, ctypes structs (a dict is
+    accepted when writing one), bytes for char arrays and maps without BTF.
+    Every method blocks only for its system calls. Raw bytes of the exact
+    size are always accepted as a key or value; a wrong type or size raises
+    TypeError or ValueError before any system call.
     """
 
     # --- single elements ----------------------------------------------------------
     def _key(self, key: Any) -> bytes:
         return self._codec[0].encode(key)
 
-    def lookup(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def lookup(self, key: K, default: None = None) -> V | None: ...
+    @overload
+    def lookup(self, key: K, default: V) -> V: ...
+    @overload
+    def lookup(self, key: K, default: D) -> V | D: ...
+    def lookup(self, key: K, default: Any = None) -> Any:
         """The value at ``key``, or ``default`` when the key is absent."""
         raw = self._lookup_raw(self._key(key))
         return default if raw is None else self._codec[1].decode(raw)
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def get(self, key: K, default: None = None) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V) -> V: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: K, default: Any = None) -> Any:
         """Same as :meth:`lookup`."""
         return self.lookup(key, default)
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: K) -> V:
+        """The value at ``key``; raises :class:`KeyNotFoundError` (a KeyError) when absent."""
         raw = self._lookup_raw(self._key(key))
         if raw is None:
             raise self._missing(_shown(key))
-        return self._codec[1].decode(raw)
+        value: V = self._codec[1].decode(raw)
+        return value
 
-    def update(self, key: Any, value: Any, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+    def update(self, key: K, value: V, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
         """Stores ``value`` at ``key``.
 
         ``flags``: ANY inserts or replaces, NOEXIST inserts only (raises
@@ -153,20 +191,23 @@ class KeyValueMap(Map):
             raise TypeError(f"flags of map '{self.name}' must be UpdateFlags, not {type(flags).__name__}")
         self._update_raw(self._key(key), self._codec[1].encode(value), int(flags), _shown(key))
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: K, value: V) -> None:
+        """Same as :meth:`update` with flags ANY."""
         self.update(key, value)
 
-    def delete(self, key: Any) -> None:
+    def delete(self, key: K) -> None:
         """Removes ``key``; raises :class:`KeyNotFoundError` when absent, MapError on an array map."""
         self._delete_raw(self._key(key), _shown(key))
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: K) -> None:
+        """Same as :meth:`delete`."""
         self.delete(key)
 
-    def __contains__(self, key: Any) -> bool:
+    def __contains__(self, key: K) -> bool:
+        """Whether ``key`` is in the map (one lookup)."""
         return self._lookup_raw(self._key(key)) is not None
 
-    def lookup_and_delete(self, key: Any) -> Any:
+    def lookup_and_delete(self, key: K) -> V:
         """Removes ``key`` and returns its value atomically (hash maps, kernel 5.14+)."""
         raw_key = self._key(key)
         fd = self._loaded_fd(f"lookup_and_delete in map '{self.name}'")
@@ -175,19 +216,27 @@ class KeyValueMap(Map):
         if ret == -errno.ENOENT:
             raise self._missing(_shown(key), "lookup_and_delete in")
         check_int(ret, f"lookup_and_delete key {_shown(key)} in map '{self.name}'", MapError)
-        return self._codec[1].decode(bytes(ffi.buffer(value)))
+        found: V = self._codec[1].decode(bytes(ffi.buffer(value)))
+        return found
 
     # --- iteration --------------------------------------------------------------
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[K]:
+        """Each key once (see :meth:`Map._raw_keys`), decoded; one system call per key."""
         decode = self._codec[0].decode
         for raw in self._raw_keys():
             yield decode(raw)
 
-    def keys(self) -> list[Any]:
+    def keys(self) -> list[K]:
         """A snapshot of the keys."""
         return list(self)
 
-    def items(self, *, batch: bool = False) -> Any:
+    @overload
+    def items(self, *, batch: Literal[False] = False) -> list[tuple[K, V]]: ...
+    @overload
+    def items(self, *, batch: Literal[True]) -> MapItems[K, V]: ...
+    @overload
+    def items(self, *, batch: bool) -> list[tuple[K, V]] | MapItems[K, V]: ...
+    def items(self, *, batch: bool = False) -> list[tuple[K, V]] | MapItems[K, V]:
         """A snapshot of the entries as (key, value) pairs.
 
         ``batch=True`` reads everything with BPF_MAP_LOOKUP_BATCH in a C loop
@@ -198,14 +247,14 @@ class KeyValueMap(Map):
         if batch:
             return self._dump()
         decode_k, decode_v = self._codec[0].decode, self._codec[1].decode
-        out = []
+        out: list[tuple[K, V]] = []
         for raw in self._raw_keys():
             value = self._lookup_raw(raw)
             if value is not None:
                 out.append((decode_k(raw), decode_v(value)))
         return out
 
-    def values(self) -> list[Any]:
+    def values(self) -> list[V]:
         """A snapshot of the values."""
         return [v for _, v in self.items()]
 
@@ -221,7 +270,7 @@ class KeyValueMap(Map):
     def __bool__(self) -> bool:
         return True
 
-    def _dump(self) -> MapItems:
+    def _dump(self) -> MapItems[K, V]:
         fd = self._loaded_fd(f"dump map '{self.name}'")
         key_codec, value_codec = self._codec
         capacity = self.max_entries
@@ -239,7 +288,7 @@ class KeyValueMap(Map):
 
     # --- batches ------------------------------------------------------------------
     def update_batch(
-        self, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], flags: UpdateFlags | int = UpdateFlags.ANY
+        self, pairs: Mapping[K, V] | Iterable[tuple[K, V]], flags: UpdateFlags | int = UpdateFlags.ANY
     ) -> int:
         """Stores many pairs with BPF_MAP_UPDATE_BATCH (one update per pair in C where the map lacks it).
 
@@ -247,7 +296,7 @@ class KeyValueMap(Map):
         Returns how many were stored; on a failure the error says how many
         went in before it.
         """
-        items = pairs.items() if isinstance(pairs, Mapping) else pairs
+        items: Iterable[Any] = pairs.items() if isinstance(pairs, Mapping) else pairs
         enc_k, enc_v = self._codec[0].encode, self._codec[1].encode
         keys, values = [], []
         for pair in items:
@@ -266,7 +315,7 @@ class KeyValueMap(Map):
             raise exc
         return len(keys)
 
-    def delete_batch(self, keys: Iterable[Any]) -> int:
+    def delete_batch(self, keys: Iterable[K]) -> int:
         """Removes many keys with BPF_MAP_DELETE_BATCH; a missing key raises :class:`KeyNotFoundError`.
 
         Returns how many keys were removed.
@@ -309,27 +358,38 @@ class KeyValueMap(Map):
 collections.abc.Mapping.register(KeyValueMap)
 
 
-class HashMap(KeyValueMap):
-    """BPF_MAP_TYPE_HASH."""
+class HashMap(KeyValueMap[K, V]):
+    """BPF_MAP_TYPE_HASH: ``HashMap[K, V]`` for type checkers."""
 
 
-class LruHashMap(HashMap):
+class LruHashMap(HashMap[K, V]):
     """BPF_MAP_TYPE_LRU_HASH: inserting into a full map evicts the least recently used entry."""
 
 
-class PerCpuHashMap(HashMap):
+class PerCpuHashMap(HashMap[K, list[V]]):
     """BPF_MAP_TYPE_PERCPU_HASH: a value is a list with one item per possible CPU.
 
-    Assigning a single value sets it on every CPU.
+    ``PerCpuHashMap[K, V]`` reads values as ``list[V]``. Assigning a single
+    value sets it on every CPU; a sequence sets one value per CPU.
     """
 
+    if TYPE_CHECKING:  # writes also take one value for every CPU
 
-class LruPerCpuHashMap(PerCpuHashMap):
+        def update(self, key: K, value: V | Sequence[V], flags: UpdateFlags | int = UpdateFlags.ANY) -> None: ...
+        def __setitem__(self, key: K, value: V | Sequence[V]) -> None: ...
+        def update_batch(
+            self,
+            pairs: Mapping[K, V | Sequence[V]] | Iterable[tuple[K, V | Sequence[V]]],
+            flags: UpdateFlags | int = UpdateFlags.ANY,
+        ) -> int: ...
+
+
+class LruPerCpuHashMap(PerCpuHashMap[K, V]):
     """BPF_MAP_TYPE_LRU_PERCPU_HASH."""
 
 
-class ArrayMap(KeyValueMap):
-    """BPF_MAP_TYPE_ARRAY: keys are the indexes 0..max_entries-1, always present.
+class ArrayMap(KeyValueMap[int, V]):
+    """BPF_MAP_TYPE_ARRAY: keys are the indexes 0..max_entries-1, always present; ``ArrayMap[V]``.
 
     ``del m[i]`` raises MapError (EINVAL: array elements cannot be deleted);
     ``clear()`` sets every element to zero.
@@ -348,8 +408,22 @@ class ArrayMap(KeyValueMap):
         check_int(ret, f"clear map '{self.name}'", MapError)
 
 
-class PerCpuArrayMap(ArrayMap):
-    """BPF_MAP_TYPE_PERCPU_ARRAY: a value is a list with one item per possible CPU."""
+class PerCpuArrayMap(ArrayMap[list[V]]):
+    """BPF_MAP_TYPE_PERCPU_ARRAY: a value is a list with one item per possible CPU.
+
+    ``PerCpuArrayMap[V]`` reads values as ``list[V]``; writes take one value
+    (set on every CPU) or one per CPU.
+    """
+
+    if TYPE_CHECKING:  # writes also take one value for every CPU
+
+        def update(self, key: int, value: V | Sequence[V], flags: UpdateFlags | int = UpdateFlags.ANY) -> None: ...
+        def __setitem__(self, key: int, value: V | Sequence[V]) -> None: ...
+        def update_batch(
+            self,
+            pairs: Mapping[int, V | Sequence[V]] | Iterable[tuple[int, V | Sequence[V]]],
+            flags: UpdateFlags | int = UpdateFlags.ANY,
+        ) -> int: ...
 
 
 class ProgArrayMap(Map):
@@ -421,21 +495,21 @@ class StackTraceMap(Map):
             yield int.from_bytes(raw, "little")
 
 
-class _ValueOnly(Map):
+class _ValueOnly(Map, Generic[V]):
     """Maps without keys: queue, stack, bloom filter."""
 
     def _value(self, value: Any) -> bytes:
         return self._codec[1].encode(value)
 
 
-class QueueMap(_ValueOnly):
-    """BPF_MAP_TYPE_QUEUE: first in, first out."""
+class QueueMap(_ValueOnly[V]):
+    """BPF_MAP_TYPE_QUEUE: first in, first out; ``QueueMap[V]``."""
 
-    def push(self, value: Any, *, overwrite: bool = False) -> None:
+    def push(self, value: V, *, overwrite: bool = False) -> None:
         """Appends ``value``; a full map raises :class:`MapFullError` unless ``overwrite`` drops the oldest."""
         self._update_raw(None, self._value(value), UpdateFlags.EXIST if overwrite else 0, "(push)")
 
-    def pop(self) -> Any:
+    def pop(self) -> V:
         """Removes and returns the next value; raises :class:`KeyNotFoundError` when empty."""
         fd = self._loaded_fd(f"pop from map '{self.name}'")
         out = ffi.new("char[]", max(self.value_size, 1))
@@ -443,28 +517,31 @@ class QueueMap(_ValueOnly):
         if ret == -errno.ENOENT:
             raise KeyNotFoundError(errno.ENOENT, "the map is empty", context=f"pop from map '{self.name}'")
         check_int(ret, f"pop from map '{self.name}'", MapError)
-        return self._codec[1].decode(bytes(ffi.buffer(out, self.value_size)))
+        value: V = self._codec[1].decode(bytes(ffi.buffer(out, self.value_size)))
+        return value
 
-    def peek(self) -> Any:
+    def peek(self) -> V:
         """The next value without removing it; raises :class:`KeyNotFoundError` when empty."""
         raw = self._lookup_raw(None)
         if raw is None:
             raise KeyNotFoundError(errno.ENOENT, "the map is empty", context=f"peek into map '{self.name}'")
-        return self._codec[1].decode(raw)
+        value: V = self._codec[1].decode(raw)
+        return value
 
 
-class StackMap(QueueMap):
-    """BPF_MAP_TYPE_STACK: last in, first out."""
+class StackMap(QueueMap[V]):
+    """BPF_MAP_TYPE_STACK: last in, first out; ``StackMap[V]``."""
 
 
-class BloomFilterMap(_ValueOnly):
+class BloomFilterMap(_ValueOnly[V]):
     """BPF_MAP_TYPE_BLOOM_FILTER: ``add(v)``; ``v in m`` is True for every added value (and rare false hits)."""
 
-    def add(self, value: Any) -> None:
+    def add(self, value: V) -> None:
         """Adds ``value`` to the filter."""
         self._update_raw(None, self._value(value), 0, "(add)")
 
-    def __contains__(self, value: Any) -> bool:
+    def __contains__(self, value: V) -> bool:
+        """Whether ``value`` may have been added (never False for an added one)."""
         return self._lookup_raw_value(self._value(value))
 
     def _lookup_raw_value(self, raw: bytes) -> bool:
@@ -514,22 +591,176 @@ class HashOfMaps(_OfMaps):
     """BPF_MAP_TYPE_HASH_OF_MAPS."""
 
 
-class RingBufMap(Map):
-    """BPF_MAP_TYPE_RINGBUF: read it through :meth:`reader`."""
+_UNSET: Any = object()
+EVENT_VAR_PREFIX = "__pyprobe_event__"
+"""Prefix of the ``.pyprobe.types`` variable naming a map's record type (``PYPROBE_EVENT_TYPE``)."""
 
-    def reader(self, callback: Any = None, *, event_type: Any = None) -> Any:
-        """A :class:`pyprobe.ringbuf.RingBuffer` over this map (see its documentation)."""
+
+class _EventMap(Map, Generic[E]):
+    """Maps whose records are read by a reader: ring buffers and perf event arrays."""
+
+    _record_type: Any = _UNSET
+    """The record type set by :meth:`set_types` (``bytes``: raw), or _UNSET."""
+    _btf_record_type: Any = _UNSET
+    """The record type named in BTF (None: none), or _UNSET before the first look."""
+
+    @property
+    def event_type(self) -> type[E] | None:
+        """The type records decode to when a reader is given no ``event_type``; None means ``bytes``.
+
+        Set by ``set_types(value_type=...)``; otherwise the type named by
+        ``PYPROBE_EVENT_TYPE(map, type)`` (``<pyprobe/btf.h>``) in the
+        object's BTF, read once. Raises :class:`~pyprobe.BtfError` when that
+        declaration names a type Python cannot represent.
+        """
+        explicit = self._record_type
+        if explicit is not _UNSET:
+            return None if explicit is bytes else explicit
+        found = self._btf_record_type
+        if found is _UNSET:
+            found = self._btf_record_type = self._declared_record_type()
+        return found  # type: ignore[no-any-return]
+
+    def _declared_record_type(self) -> Any:
+        try:
+            btf = self.btf
+            if btf is None:
+                return None
+            section = btf.record(btf.find(TYPES_SECTION, Kind.DATASEC))
+        except BpfError:
+            return None  # no BTF, or nothing exported
+        wanted = EVENT_VAR_PREFIX + self.name
+        for var_id, _offset, _size in section.vars:
+            var = btf.record(var_id)
+            if var.kind != Kind.VAR or var.name != wanted:
+                continue
+            pointer = btf.resolve(var.ref)
+            try:
+                if pointer.kind != Kind.PTR:
+                    raise BtfError(errno.EINVAL, f"{wanted} is not a pointer", context="look up BTF type")
+                return btf.type_by_id(pointer.ref)
+            except BtfError as exc:
+                raise BtfError(
+                    exc.errno or errno.EINVAL,
+                    str(exc.strerror),
+                    context=f"record type of map '{self.name}' (PYPROBE_EVENT_TYPE)",
+                    hint="name a complete struct, union or integer type",
+                ) from exc
+        return None
+
+    def set_types(self, *, key_type: type[Any] | None = None, value_type: type[Any] | None = None) -> None:
+        """Sets the record type (``value_type``, a ctypes type, or ``bytes`` for raw records) readers use by default.
+
+        It replaces the type ``PYPROBE_EVENT_TYPE`` names; a reader's own
+        ``event_type`` still wins. These maps have no keys to decode: a
+        ``key_type`` raises TypeError, as does anything but a ctypes type of
+        non-zero size or ``bytes``.
+        """
+        kind = self.type.name.lower()
+        if key_type is not None:
+            raise TypeError(
+                f"map '{self.name}' is a {kind} map: it has no keys to type; value_type sets its record type"
+            )
+        if value_type is None:
+            return
+        if value_type is not bytes:
+            check_ctype(value_type, f"value_type of map '{self.name}'")
+            if ctypes.sizeof(value_type) == 0:
+                raise ValueError(f"value_type {value_type.__name__} of map '{self.name}' has size 0")
+        self._record_type = value_type
+
+
+class RingBufMap(_EventMap[E]):
+    """BPF_MAP_TYPE_RINGBUF: read it through :meth:`reader`; ``RingBufMap[E]`` carries records of type ``E``."""
+
+    @overload
+    def reader(
+        self, callback: Callable[[E], object] | None = None, *, event_type: None = None, drain_interval: float = 0.1
+    ) -> RingBuffer[E]: ...
+    @overload
+    def reader(
+        self, callback: Callable[[T], object] | None = None, *, event_type: type[T], drain_interval: float = 0.1
+    ) -> RingBuffer[T]: ...
+    @overload
+    def reader(
+        self, callback: Callable[[Any], object] | None = None, *, event_type: str, drain_interval: float = 0.1
+    ) -> RingBuffer[Any]: ...
+    def reader(
+        self,
+        callback: Callable[[Any], object] | None = None,
+        *,
+        event_type: type[Any] | str | None = None,
+        drain_interval: float = 0.1,
+    ) -> RingBuffer[Any]:
+        """A :class:`~pyprobe.RingBuffer` over this map (see there for what it owns, blocks on and raises).
+
+        Records decode to ``event_type`` (a ctypes type, a BTF type name, or
+        ``bytes``); without one, to :attr:`event_type` (bytes when None).
+        """
         ringbuf = importlib.import_module("pyprobe.ringbuf")
-        return ringbuf.RingBuffer(self, callback, event_type=event_type)
+        reader: RingBuffer[Any] = ringbuf.RingBuffer(
+            self, callback, event_type=event_type, drain_interval=drain_interval
+        )
+        return reader
 
 
-class PerfEventArrayMap(Map):
-    """BPF_MAP_TYPE_PERF_EVENT_ARRAY: read it through :meth:`reader`."""
+class PerfEventArrayMap(_EventMap[E]):
+    """BPF_MAP_TYPE_PERF_EVENT_ARRAY: read it through :meth:`reader`; ``PerfEventArrayMap[E]`` carries ``E`` samples."""
 
-    def reader(self, callback: Any = None, *, lost: Any = None, pages: int = 64, event_type: Any = None) -> Any:
-        """A :class:`pyprobe.perfbuf.PerfBuffer` over this map (see its documentation)."""
+    @overload
+    def reader(
+        self,
+        callback: Callable[[E], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: None = None,
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> PerfBuffer[E]: ...
+    @overload
+    def reader(
+        self,
+        callback: Callable[[T], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: type[T],
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> PerfBuffer[T]: ...
+    @overload
+    def reader(
+        self,
+        callback: Callable[[Any], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: str,
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> PerfBuffer[Any]: ...
+    def reader(
+        self,
+        callback: Callable[[Any], object] | None = None,
+        *,
+        lost: Callable[[int], object] | None = None,
+        pages: int = 64,
+        event_type: type[Any] | str | None = None,
+        wakeup_events: int = 1,
+        drain_interval: float = 0.1,
+    ) -> PerfBuffer[Any]:
+        """A :class:`~pyprobe.PerfBuffer` over this map (see there for what it owns, blocks on and raises).
+
+        Samples decode to ``event_type`` (a ctypes type, a BTF type name, or
+        ``bytes``); without one, to :attr:`event_type` (bytes when None).
+        """
         perfbuf = importlib.import_module("pyprobe.perfbuf")
-        return perfbuf.PerfBuffer(self, callback, lost=lost, pages=pages, event_type=event_type)
+        reader: PerfBuffer[Any] = perfbuf.PerfBuffer(
+            self, callback, lost=lost, pages=pages, event_type=event_type,
+            wakeup_events=wakeup_events, drain_interval=drain_interval,
+        )  # fmt: skip
+        return reader
 
 
 Map._classes.update(
