@@ -155,8 +155,16 @@ def test_the_pages_have_checked_blocks() -> None:
     guide = [b for b in RUN if b.page == "docs/writing-probes.md"]
     assert guide, "docs/writing-probes.md has no ```python run block (its loader must run)"
     assert any(b.options["file"].endswith(".bpf.c") for b in page_sources("docs/writing-probes.md"))
-    for block in RUN:
-        assert page_sources(block.page) or "import" in block.code, f"{block.where}: a run block needs a probe"
+
+    # every skeleton a block imports is generated from one of its page's probes, or stubbed
+    for block in PYTHON:
+        generated = {b.options["file"].removesuffix(".bpf.c") + "_skel" for b in page_sources(block.page)}
+        for module in re.findall(r"^\s*(?:from|import)\s+(\w+_skel)\b", block.code, re.MULTILINE):
+            stubbed = (STUBS / f"{module}.pyi").is_file()
+            assert module in generated or (stubbed and "run" not in block.attrs), (
+                f"{block.where}: imports {module}, which no ```c file=... block of {block.page} generates"
+                + ("" if "run" in block.attrs else f" and tests/docs_stubs/{module}.pyi does not declare")
+            )
 
 
 @pytest.mark.parametrize("block", SOURCES, ids=[b.where for b in SOURCES])
