@@ -1,6 +1,6 @@
 """The skeleton `pyprobe gen skeleton my.bpf.o -o my_skel.py` writes for the README's probe (its types)."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyprobe
 from pyprobe.skeleton import Globals, Links, Maps, Programs, Skeleton
@@ -11,7 +11,7 @@ class MyPrograms(Programs):
     handler: pyprobe.Program
 
 class MyMaps(Maps):
-    TYPES: ClassVar[dict[str, tuple[type | None, type | None]]]
+    TYPES: ClassVar[dict[str, tuple[type[Any] | None, type[Any] | None]]]
     counts: pyprobe.HashMap[int, int]
 
 class MyLinks(Links):
