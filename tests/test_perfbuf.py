@@ -46,8 +46,8 @@ def test_poll_calls_the_callback_with_decoded_samples(obj: pyprobe.BpfObject, on
     assert pb.lost_count == 0
 
 
-def test_samples_without_event_type_are_padded_bytes(obj: pyprobe.BpfObject, one_cpu: int) -> None:
-    with pyprobe.PerfBuffer(obj.maps["perf_events"]) as pb:
+def test_samples_read_as_bytes_are_padded(obj: pyprobe.BpfObject, one_cpu: int) -> None:
+    with pyprobe.PerfBuffer(obj.maps["perf_events"], event_type=bytes) as pb:
         perf_emit(obj, 3)
         events = list(pb.events(timeout=0.2))
     # perf rounds a raw sample up so that its 4-byte size plus the data is a multiple of 8

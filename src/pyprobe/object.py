@@ -73,7 +73,7 @@ class ObjectMaps(Named[Map]):
         kind = found.type.name.lower()
         if not isinstance(found, origin):
             raise TypeError(
-                f"map '{name}' of {self._owner} is a {type(found).__name__} ({kind} map), not a {origin.__name__}"
+                f"map '{name}' of {self._owner} is a {type(found).__name__} ({kind} map), not {_a(origin.__name__)}"
             )
         args = typing.get_args(cls)
         per_cpu = isinstance(found, (PerCpuHashMap, PerCpuArrayMap))
@@ -91,6 +91,10 @@ class ObjectMaps(Named[Map]):
                     f"lists (one per CPU), not {shown}: ask for a {type(found).__name__}"
                 )
         return found  # type: ignore[return-value]
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "AEIOU" else "a ") + noun
 
 
 def _close_object(ptr: Any, link_closers: dict[int, Callable[[], None]], keep: object) -> None:

@@ -35,6 +35,11 @@ struct {
 /* Makes `struct event` part of the object's BTF for event_type="event". */
 struct event _event_type = {};
 
+/* The record types of events2 and perf_events, for readers given no event_type
+ * (events has none: its readers read bytes unless told otherwise). */
+PYPROBE_EVENT_TYPE(events2, struct event);
+PYPROBE_EVENT_TYPE(perf_events, struct event);
+
 struct loop_ctx {
     struct emit_args *args;
     struct stats *st;

@@ -85,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
             try:
                 event_type = obj.btf.type_by_name(args.event_type)
             except LookupError:
-                raise ValueError(f"no type {args.event_type!r} in the BTF of {obj.name}") from None
+                words = args.event_type.split()
+                c_name = args.event_type if words[:1] in (["struct"], ["union"]) else f"struct {args.event_type}"
+                raise ValueError(
+                    f"no type {args.event_type!r} in the BTF of {obj.name}; export it from the BPF program with "
+                    f"PYPROBE_EXPORT_TYPE({c_name}); or PYPROBE_EVENT_TYPE(MAP, {c_name}); from <pyprobe/btf.h> "
+                    "(the latter also makes --event-type unneeded)"
+                ) from None
         links = obj.attach()
         rings = [m for m in obj.maps.values() if isinstance(m, pyprobe.RingBufMap)]
         reader = pyprobe.RingBuffer(drain_interval=0.05)

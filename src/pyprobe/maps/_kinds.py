@@ -53,7 +53,7 @@ def _shown(key: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class MapItems(Sequence[tuple[K, V]]):
+class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
     """A snapshot of a map's entries read in bulk (``items(batch=True)``).
 
     The keys and values arrive from the kernel as two blobs; they are decoded
