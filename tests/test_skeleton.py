@@ -37,10 +37,12 @@ def import_file(path: Path) -> ModuleType:
 def test_generated_module_declares_programs_maps_and_globals(tmp_path: Path) -> None:
     source = generate(tmp_path, "maps").read_text()
     assert "class MapsSkeleton(Skeleton):" in source
-    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap[Any, Any]",
-                 "pcpu_array: pyprobe.PerCpuArrayMap[Any]", "ring: pyprobe.RingBufMap[Any]",
-                 "perf: pyprobe.PerfEventArrayMap[Any]", "queue: pyprobe.QueueMap[Any]",
-                 "total: int", "label: bytes", "scale: int", "last_point: Any  # struct point"):  # fmt: skip
+    for line in ("step: pyprobe.Program", "hash: pyprobe.HashMap[int, Value16]", "lru: pyprobe.LruHashMap[int, int]",
+                 "rich_hash: pyprobe.HashMap[Point, Rich]", "pcpu_array: pyprobe.PerCpuArrayMap[Point]",
+                 "ring: pyprobe.RingBufMap[bytes]", "perf: pyprobe.PerfEventArrayMap[bytes]",
+                 "queue: pyprobe.QueueMap[int]", "outer_array: pyprobe.ArrayOfMaps",
+                 "total: int", "label: bytes", "scale: int", "last_point: Point",
+                 "comm: builtins.bytes", "bytes: ctypes.Array[ctypes.c_uint8]", "inner: RichInner"):  # fmt: skip
         assert f"    {line}\n" in source, line
     assert "_OBJECT = (" in source  # embedded
 

@@ -13,6 +13,16 @@ and ``mypy --strict`` checks their use::
         skel.attach()                          # auto-attach from SEC names
         print(skel.bss.hits, skel.maps.counts.items())
 
+The generated module also holds a class for each struct or union the
+object's maps, events and globals use (``struct open_event`` ->
+``OpenEvent``, a :class:`~pyprobe.btf.BtfStruct` subclass with typed
+members), and declares the maps with them (``events:
+pyprobe.RingBufMap[OpenEvent]``): ``skel.maps.NAME`` hands the map these
+classes (:meth:`Map.set_types`) the first time it is used, so keys, values
+and events decode as instances of them; struct globals read as them too.
+:func:`finish_struct` completes each class when the module is imported and
+checks its layout against the one BTF gave.
+
 The base class works without generation too: ``Skeleton("probe.bpf.o")``
 gives the same attributes at run time (type checkers know only the names a
 generated subclass declares, so a misspelt name is a type error there).
@@ -20,11 +30,14 @@ generated subclass declares, so a misspelt name is a type error there).
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pyprobe.btf import BtfError, BtfStruct, BtfUnion, _bitfield, _forward
 from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
 from pyprobe.maps import Map
@@ -32,7 +45,7 @@ from pyprobe.object import BpfObject, Source
 from pyprobe.object import open as open_object
 from pyprobe.program import Program
 
-__all__ = ["Globals", "Links", "Maps", "Programs", "Skeleton"]
+__all__ = ["Globals", "Links", "Maps", "Programs", "Skeleton", "finish_struct"]
 
 S = TypeVar("S", bound="Skeleton")
 
@@ -82,12 +95,31 @@ class Programs(_Namespace):
 
 
 class Maps(_Namespace):
-    """The object's user maps by attribute (``skel.maps.events``), each of its typed map class."""
+    """The object's user maps by attribute (``skel.maps.events``), each of its typed map class.
 
-    __slots__ = ()
+    ``TYPES`` (set by generated subclasses) maps a map name to its key and
+    value classes (None: as BTF makes them); the first access to such a map
+    passes them to :meth:`Map.set_types`, which raises ValueError naming the
+    map when a class's size differs from the map's.
+    """
+
+    __slots__ = ("_skel_typed",)
+    _skel_typed: set[str]
+
+    TYPES: ClassVar[dict[str, tuple[type[Any] | None, type[Any] | None]]] = {}
+
+    def __init__(self, obj: BpfObject) -> None:
+        super().__init__(obj)
+        object.__setattr__(self, "_skel_typed", set())
 
     def _item(self, name: str) -> Map:
-        return self._skel_object.maps[name]
+        found = self._skel_object.maps[name]
+        if name not in self._skel_typed:
+            key_type, value_type = self.TYPES.get(name, (None, None))
+            if key_type is not None or value_type is not None:
+                found.set_types(key_type=key_type, value_type=value_type)
+            self._skel_typed.add(name)
+        return found
 
     def _names(self) -> list[str]:
         return list(self._skel_object.maps)
@@ -98,11 +130,15 @@ class Globals:
 
     Reads and writes go to :class:`~pyprobe.GlobalVariables` (see there for
     when each section is writable); an unknown name raises AttributeError
-    listing the section's variables.
+    listing the section's variables. ``TYPES`` (set by generated subclasses)
+    maps the name of a struct variable to its generated class: reads return
+    an instance of it (a copy), and an instance of it may be assigned.
     """
 
     __slots__ = ("_skel_vars",)
     _skel_vars: GlobalVariables
+
+    TYPES: ClassVar[dict[str, type[Any]]] = {}
 
     def __init__(self, variables: GlobalVariables) -> None:
         object.__setattr__(self, "_skel_vars", variables)
@@ -112,9 +148,16 @@ class Globals:
         def __getattr__(self, name: str) -> Any:
             if name.startswith("__"):
                 raise AttributeError(name)
-            return getattr(self._skel_vars, name)
+            value = getattr(self._skel_vars, name)
+            cls = self.TYPES.get(name)
+            if cls is not None and not isinstance(value, cls):
+                return cls.from_buffer_copy(bytes(value))
+            return value
 
         def __setattr__(self, name: str, value: Any) -> None:
+            cls = self.TYPES.get(name)
+            if cls is not None and isinstance(value, cls):
+                value = bytes(value)
             setattr(self._skel_vars, name, value)
 
     def __dir__(self) -> list[str]:
@@ -306,3 +349,54 @@ class Skeleton:
     def __repr__(self) -> str:
         state = self._obj.state if self._obj is not None else "not open"
         return f"<{type(self).__name__} {state}>"
+
+
+def finish_struct(
+    cls: type[BtfStruct] | type[BtfUnion],
+    size: int,
+    offsets: tuple[int, ...],
+    *,
+    bitfields: tuple[tuple[str, int, int, bool], ...] = (),
+    forwards: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Completes a struct or union class of a generated module, when the module is imported.
+
+    Checks that ctypes lays ``cls`` out as BTF did: ``size`` bytes, entry
+    ``i`` of ``_fields_`` at byte ``offsets[i]``; raises
+    :class:`~pyprobe.BtfError` naming the class otherwise (the module was
+    generated for another ABI: generate it again). Then adds each bitfield
+    ``(name, bit offset, bits, signed)`` as a property, each member
+    ``(anonymous member, name)`` promoted from an anonymous member that
+    ctypes does not promote itself (its bitfields), and ``_btf_layout_``
+    (what :func:`pyprobe.btf.numpy_dtype` reads).
+    """
+    label = f"{cls.__module__}.{cls.__qualname__} ({cls._btf_name_ or 'no BTF name'})"
+    fields = [f[0] for f in cls._fields_]
+    actual = ctypes.sizeof(cls)
+    problem = ""
+    if actual != size:
+        problem = f"is {actual} bytes here, BTF says {size}"
+    elif len(fields) != len(offsets):
+        problem = f"has {len(fields)} fields, {len(offsets)} offsets given"
+    else:
+        for fname, offset in zip(fields, offsets, strict=True):
+            found = getattr(cls, fname).offset
+            if found != offset:
+                problem = f"member {fname!r} is at offset {found} here, BTF says {offset}"
+                break
+    if problem:
+        raise BtfError(errno.EINVAL, f"{label} {problem}: generate the module again", context="check a generated type")
+    for name, start, bits, signed in bitfields:
+        setattr(cls, name, _bitfield(start, bits, signed, name))
+    for outer, name in forwards:
+        setattr(cls, name, _forward(outer, name))
+    anonymous = set(getattr(cls, "_anonymous_", ()))
+    members = set(cls._btf_members_)
+    layout: list[tuple[str, int, Any]] = []
+    for fname, ctype, *_ in cls._fields_:
+        offset = getattr(cls, fname).offset
+        if fname in anonymous:
+            layout.extend((n, offset + o, t) for n, o, t in getattr(ctype, "_btf_layout_", ()))
+        elif fname in members:
+            layout.append((fname, offset, ctype))
+    cls._btf_layout_ = tuple(layout)
