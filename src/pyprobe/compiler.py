@@ -211,6 +211,11 @@ def _default_output(source: str) -> str:
     return base + ".o"
 
 
+def _check_dir(directory: str, path: str) -> None:
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: no such directory {directory}")
+
+
 def _run(command: list[str], source: str) -> str:
     """Runs ``command``; returns what it printed, raises CompileError with it on failure."""
     proc = subprocess.run(command, capture_output=True, check=False)
@@ -240,8 +245,8 @@ def compile_probe(
     logger. With ``skeleton`` (a path), the typed skeleton module for the
     object (``pyprobe gen skeleton``) is written there too.
 
-    Blocks while clang runs. Raises FileNotFoundError when ``source`` is
-    missing, :class:`ClangNotFoundError` without clang, :class:`CompileError`
+    Blocks while clang runs. Raises FileNotFoundError when ``source`` or the
+    directory of ``output`` or ``skeleton`` is missing, :class:`ClangNotFoundError` without clang, :class:`CompileError`
     (clang's exit status and output kept) when it fails, ValueError for an
     unknown ``arch``. Without llvm-strip or llvm-objcopy the object keeps its
     DWARF (it loads the same, only larger) and a warning is logged.
@@ -254,6 +259,9 @@ def compile_probe(
     flags = cflags(arch)
     user = [f"-I{os.fspath(d)}" for d in include_dirs] + [f"-D{d}" for d in defines]
     out_dir = os.path.dirname(os.path.abspath(out))
+    _check_dir(out_dir, out)
+    if skeleton is not None:
+        _check_dir(os.path.dirname(os.path.abspath(skeleton)), os.fspath(skeleton))
     fd, tmp = tempfile.mkstemp(prefix=".pyprobe-", suffix=".o", dir=out_dir)
     os.close(fd)
     try:

@@ -1,10 +1,10 @@
 """``pyprobe build SRC.bpf.c [-o OUT.bpf.o] [--skeleton OUT.py]``: compile a probe with clang.
 
 Builds against the headers and vmlinux.h that ship inside the package (see
-:mod:`pyprobe.compiler`). Exit codes: 0 built; clang's own exit status when
-it rejects the source (its messages printed as it printed them); 2 bad
-usage (no such source, unknown --arch); 69 clang is not installed (the
-message names the package).
+:mod:`pyprobe.compiler`); clang's warnings and errors are printed as clang
+printed them. Exit codes: 0 built; clang's own exit status when it rejects
+the source; 2 bad usage (no such source or output directory, unknown
+--arch); 69 clang is not installed (the message names the package).
 """
 
 from __future__ import annotations
@@ -36,8 +36,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyprobe.compiler import ClangNotFoundError, CompileError, compile_probe
+    import logging
 
+    from pyprobe.compiler import ClangNotFoundError, CompileError, compile_probe, log
+
+    handler = logging.StreamHandler(sys.stderr)  # clang's warnings, as clang printed them
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
     try:
         out = compile_probe(
             args.source,
@@ -55,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if exc.hint:
             print(f"pyprobe: {exc.hint}", file=sys.stderr)
         return exc.returncode if exc.returncode > 0 else 128 - exc.returncode
+    finally:
+        log.removeHandler(handler)
     print(f"pyprobe: wrote {out}" + (f" and {args.skeleton}" if args.skeleton else ""), file=sys.stderr)
     return 0
