@@ -38,8 +38,6 @@ int count_openat(struct trace_event_raw_sys_enter *ctx)
     stats = bpf_map_lookup_elem(&counts, &tgid);
     if (!stats) {
         struct open_stats fresh = {};
-
-        bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
         long err = bpf_map_update_elem(&counts, &tgid, &fresh, BPF_NOEXIST);
 
         if (err && err != -EEXIST) /* full (another CPU adding it first is fine) */
@@ -49,6 +47,7 @@ int count_openat(struct trace_event_raw_sys_enter *ctx)
             return 0;
     }
     __sync_fetch_and_add(&stats->count, 1);
+    bpf_get_current_comm(stats->comm, sizeof(stats->comm)); /* the name after an exec() */
     bpf_probe_read_user_str(stats->last_path, sizeof(stats->last_path), (const char *)ctx->args[1]);
     return 0;
 }

@@ -223,7 +223,7 @@ function(pyprobe_add_probes target)
     add_custom_command(
       OUTPUT "${obj}"
       COMMAND "${CMAKE_COMMAND}" -E make_directory "${outdir}"
-      COMMAND "${PYPROBE_CLANG}" -g -O2 -Wall "-I${srcdir}" ${extra} ${_pyprobe_cflags} -MD -MF "${obj}.d"
+      COMMAND "${PYPROBE_CLANG}" -g -O2 -Wall "-I${srcdir}" ${extra} ${_pyprobe_cflags} -MD -MF "${obj}.d" -MT "${obj}"
               -c "${src}" -o "${tmp}"
       COMMAND "${PYPROBE_LLVM_STRIP}" -g "${tmp}" -o "${obj}"
       COMMAND "${CMAKE_COMMAND}" -E remove "${tmp}"
