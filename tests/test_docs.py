@@ -69,10 +69,14 @@ _FENCE = re.compile(r"^( {0,3})(```+|~~~+)(.*)$")
 
 
 def parse(path: Path) -> list[Block]:
-    """The fenced code blocks of a Markdown file."""
-    page = path.relative_to(ROOT).as_posix()
+    """The fenced code blocks of a Markdown file of the repository."""
+    return parse_text(path.read_text(), path.relative_to(ROOT).as_posix())
+
+
+def parse_text(text: str, page: str) -> list[Block]:
+    """The fenced code blocks of Markdown ``text``, named as from ``page``."""
     blocks: list[Block] = []
-    lines = path.read_text().splitlines()
+    lines = text.splitlines()
     i = 0
     while i < len(lines):
         m = _FENCE.match(lines[i])
@@ -186,22 +190,21 @@ def _camel(name: str) -> str:
 _MYPY_LINE = re.compile(r"^(?P<file>[^:]+\.pyi?):(?P<line>\d+): (?P<kind>error|note): (?P<msg>.*)$")
 
 
-def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
-    pytest.importorskip("mypy")
-    checked = [b for b in PYTHON if b.skip_reason() is None]
-    by_module = {b.module: b for b in checked}
-    failures = []
-    for page in sorted({b.page for b in checked}):
-        failures += compile_page(page, tmp_path)  # generated skeletons are what mypy checks against
-    assert not failures, "\n".join(failures)
-    for block in checked:
-        (tmp_path / f"{block.module}.py").write_text(block.code)
+def mypy_errors(blocks: list[Block], where: Path) -> list[str]:
+    """``mypy --strict`` over ``blocks`` (one module each, written into ``where``), in one run.
+
+    Returns mypy's messages, each located as PAGE:LINE of the Markdown (a
+    stub's as its path); an empty list when mypy accepts them all.
+    """
+    by_module = {b.module: b for b in blocks}
+    for block in blocks:
+        (where / f"{block.module}.py").write_text(block.code)
     cache = BUILD / "mypy-docs-cache"
     env = {**os.environ, "MYPYPATH": str(STUBS)}
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache), "--no-error-summary",
          "--show-error-codes", "--hide-error-context", *(f"{m}.py" for m in by_module)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=where, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     errors = []
     for line in proc.stdout.splitlines():
@@ -210,12 +213,49 @@ def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
             continue
         block = by_module.get(Path(m["file"]).stem)
         if block is not None:
-            where = f"{block.page}:{block.line + int(m['line']) - 1}"
+            located = f"{block.page}:{block.line + int(m['line']) - 1}"
         else:  # a stub
-            where = f"{os.path.relpath(m['file'], ROOT)}:{m['line']}"
-        errors.append(f"{where}: {m['kind']}: {m['msg']}")
-    report = "\n".join(errors) or proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"mypy --strict rejects Python blocks of the docs:\n{report}"
+            located = f"{os.path.relpath(m['file'], ROOT)}:{m['line']}"
+        errors.append(f"{located}: {m['kind']}: {m['msg']}")
+    if proc.returncode != 0 and not errors:
+        errors.append(f"mypy exited {proc.returncode}: {proc.stdout}{proc.stderr}")
+    return errors
+
+
+def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    checked = [b for b in PYTHON if b.skip_reason() is None]
+    failures = []
+    for page in sorted({b.page for b in checked}):
+        failures += compile_page(page, tmp_path)  # generated skeletons are what mypy checks against
+    assert not failures, "\n".join(failures)
+    errors = mypy_errors(checked, tmp_path)
+    assert not errors, "mypy --strict rejects Python blocks of the docs:\n" + "\n".join(errors)
+
+
+def test_a_wrong_block_is_reported_at_its_page_and_line(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    page = (
+        "# A page\n\n"
+        "```python\n"
+        "import pyprobe\n"
+        "\n"
+        "obj = pyprobe.open('x.bpf.o')\n"
+        "obj.maps.typed('counts', pyprobe.HashMap[int, int])['k'] = 1\n"
+        "```\n"
+        "\n"
+        "```python run\n"
+        "from my_skel import MySkeleton\n"
+        "\n"
+        "MySkeleton().rodata.target_pid = 'all'\n"
+        "```\n"
+    )
+    blocks = [b for b in parse_text(page, "docs/example.md") if b.lang == "python"]
+    assert [(b.line, b.attrs) for b in blocks] == [(4, []), (11, ["run"])]
+    errors = sorted(mypy_errors(blocks, tmp_path), key=lambda e: int(e.split(":")[1]))
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("docs/example.md:7: error:") and '"str"' in errors[0], errors
+    assert errors[1].startswith("docs/example.md:13: error:") and '"str"' in errors[1], errors
 
 
 @pytest.mark.bpf
