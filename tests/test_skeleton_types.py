@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -68,7 +69,8 @@ def test_structs_become_classes_and_maps_are_typed_with_them(tmp_path: Path) -> 
         "    bytes: int", "    _pack_ = 1",
         "    counts: pyprobe.HashMap[int, int]", "    flows: pyprobe.HashMap[FlowKey, FlowValue]",
         "    stats: pyprobe.PerCpuArrayMap[CpuStats]", "    events: pyprobe.RingBufMap[OpenEvent]",
-        "    raw_events: pyprobe.RingBufMap[bytes]", "    names: pyprobe.ArrayMap[bytes]",
+        "    raw_events: pyprobe.RingBufMap[bytes]", "    perf_events: pyprobe.PerfEventArrayMap[OpenEvent]",
+        "    names: pyprobe.ArrayMap[bytes]",
         '        "flows": (FlowKey, FlowValue),', '        "events": (None, OpenEvent),',
         "    last_peer: Endpoint", "    settings: Settings", "    fills: int",
     ):  # fmt: skip
@@ -106,6 +108,7 @@ def test_maps_events_and_globals_decode_into_the_generated_classes(tmp_path: Pat
         skel.rodata.settings = module.Settings(limit=3, mode=2)
         skel.load()
         reader = skel.maps.events.reader()
+        assert skel.maps.perf_events.event_type is module.OpenEvent
         for seq in (7, 8, 9, 10):
             assert skel.progs.fill.test_run(ctx=FILL_ARGS.pack(4242, seq)).retval == (0 if seq < 10 else 2**32 - 1)
 
@@ -277,8 +280,8 @@ def test_hostile_btf_names_are_renamed_escaped_or_left_out(tmp_path: Path, monke
     for line in (
         "class NoneStruct(BtfStruct):", "class MapsStruct(BtfStruct):", "class XMapsStruct(BtfStruct):",
         "class E(BtfStruct):", '    """struct e\\"\\"\\"\\x0a\\\\\'\\u2028 (12 bytes)."""',
-        '    member1: int  # BTF name "class"', '    member2: bytes  # BTF name "__init__"',
-        '    member0: int  # BTF name "to_dict"', '    member7: FlowValueCtypes  # BTF name "ctypes"',
+        '    class_: int  # BTF name "class"', '    _init__: bytes  # BTF name "__init__"',
+        '    to_dict_: int  # BTF name "to_dict"', '    ctypes_: FlowValueCtypes  # BTF name "ctypes"',
         "    bytes: builtins.int", "    int: builtins.int", "    events: pyprobe.RingBufMap[NoneStruct]",
         '    # not attributes (names Python cannot use here): "TYPES", "r-e\\"\\"\\"\\x0a"',
         '    # not attributes (names Python cannot use here): "TYPES"', "    float: int", "    x_maps: XMapsStruct",
@@ -286,8 +289,9 @@ def test_hostile_btf_names_are_renamed_escaped_or_left_out(tmp_path: Path, monke
         assert f"{line}\n" in source, line
     module = import_file(tmp_path / "x_skel.py")
     assert module.E._btf_name_ == 'struct e"""\n\\\'\u2028'
-    event = module.NoneStruct(member1=-1)
-    assert event.to_dict()["member1"] == -1 and module.NoneStruct.__init__ is not None
+    event = module.NoneStruct(class_=-1)
+    assert event.to_dict()["class_"] == -1 and event.to_dict()["_init__"] == b""
+    assert module.FlowValue().to_dict_ == 0 and module.FlowValue().to_dict()["to_dict_"] == 0
     with module.XSkeleton().open() as skel:
         assert isinstance(skel.rodata.x_maps, module.XMapsStruct) and skel.rodata.x_maps.bytes == 10
         assert skel.rodata.float == 1
@@ -324,8 +328,8 @@ class RawBtf:
         self.types.append(struct.pack("<IIII", self._name(name), 1 << 24, size, (1 << 24) | size * 8))
         return len(self.types)
 
-    def struct_(self, name: str, size: int, members: list[tuple[str, int, int]]) -> int:
-        body = struct.pack("<III", self._name(name), (4 << 24) | len(members), size)
+    def struct_(self, name: str, size: int, members: list[tuple[str, int, int]], kind: int = 4) -> int:
+        body = struct.pack("<III", self._name(name), (kind << 24) | len(members), size)
         body += b"".join(struct.pack("<III", self._name(n), t, bit_offset) for n, t, bit_offset in members)
         self.types.append(body)
         return len(self.types)
@@ -413,7 +417,55 @@ def test_unusual_members_are_named_and_laid_out(tmp_path: Path) -> None:
         namespace = run_classes(classes.source())
         cls: type = namespace["OuterStruct"]  # type: ignore[assignment]
         value = cls.from_buffer_copy(bytes(range(16)))
-        assert value.to_dict() == {"x": 0x03020100, "_anon": {"x": 0x07060504}, "_pad": 8, "member3": 9, "ok": 15}
+        assert value.to_dict() == {"x": 0x03020100, "_anon": {"x": 0x07060504}, "_pad": 8, "from_buffer_": 9, "ok": 15}
         assert cls.from_buffer is not None and ctypes.sizeof(cls) == 16
+    finally:
+        btf.close()
+
+
+def test_anonymous_unions_padding_does_not_shadow_the_outer_struct(tmp_path: Path) -> None:
+    raw = RawBtf()
+    u8, u64 = raw.int_("u8", 1), raw.int_("u64", 8)
+    union_a = raw.struct_("", 8, [("a", u64, 0), ("a_low", u8, 0)], kind=5)  # has internal _raw padding
+    union_b = raw.struct_("", 8, [("b", u64, 0), ("b_low", u8, 0)], kind=5)
+    outer = raw.struct_("outer", 32, [("tag", u8, 0), ("", union_a, 64), ("", union_b, 128), ("last", u8, 192)])
+    btf = raw.load(tmp_path / "unions.btf")
+    try:
+        classes = Classes(btf, set())
+        assert classes.type(outer).cls == "Outer"
+        cls: Any = run_classes(classes.source())["Outer"]
+        value = cls.from_buffer_copy(bytes(range(32)))
+        assert (value.tag, value.a_low, value.b_low, value.last) == (0, 8, 16, 24)
+        a, b = (int.from_bytes(bytes(range(n, n + 8)), "little") for n in (8, 16))
+        assert value.to_dict() == {"tag": 0, "a": a, "a_low": 8, "b": b, "b_low": 16, "last": 24}
+    finally:
+        btf.close()
+
+
+def _shape(dtype: object) -> str:
+    """A numpy dtype's layout without its member names: offsets, sizes, formats."""
+    dt: Any = dtype
+    if dt.fields is None:
+        return repr((_shape(dt.subdtype[0]), dt.subdtype[1]) if dt.subdtype else dt.str)
+    return repr((dt.itemsize, sorted((offset, _shape(sub)) for sub, offset, *_ in dt.fields.values())))
+
+
+def test_kernel_structs_generate_with_the_layout_btf_gives() -> None:
+    pytest.importorskip("numpy")
+    path = Path("/sys/kernel/btf/vmlinux")
+    if not path.exists():
+        pytest.skip("the kernel has no BTF (/sys/kernel/btf/vmlinux)")
+    btf = Btf.from_file(path)
+    try:
+        classes = Classes(btf, set())
+        roots = {}
+        for name in ("perf_event_attr", "task_struct", "sk_buff", "iov_iter", "folio", "bpf_prog"):
+            found = classes.type(btf.find(f"struct {name}"))
+            assert found.cls, (name, found.note)
+            roots[found.cls] = name
+        namespace = run_classes(classes.source())
+        for cls, name in roots.items():
+            assert _shape(numpy_dtype(namespace[cls])) == _shape(numpy_dtype(btf.type_by_name(f"struct {name}"))), name
+        assert namespace["PerfEventAttr"]().to_dict()["_reserved_1"] == 0  # __reserved_1
     finally:
         btf.close()

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Maps, events and globals of struct types for the typed skeleton tests: the
  * SEC("syscall") program `fill` writes one element of each map, one event to
- * each ring buffer and updates the globals. */
+ * each ring buffer and updates the globals. perf_events only declares its
+ * record type. */
 #include <pyprobe/common.h>
 #include "skel_types.h"
 
@@ -45,7 +46,14 @@ struct {
     __uint(max_entries, 4096);
 } raw_events SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
 PYPROBE_EVENT_TYPE(events, struct open_event);
+PYPROBE_EVENT_TYPE(perf_events, struct open_event);
 PYPROBE_EXPORT_TYPE(struct exported_only);
 
 const volatile struct settings settings = {.limit = 10, .mode = 1};

@@ -141,8 +141,9 @@ class _ClassInfo(NamedTuple):
     name: str
     members: tuple[tuple[str, str], ...]
     """(member name, field annotation), anonymous members' members promoted, in C order."""
-    direct: frozenset[str]
-    """Members that are entries of ``_fields_`` (not bitfields or promoted ones)."""
+    exposed: frozenset[str]
+    """Every name ctypes puts on instances: the ``_fields_`` entries (padding too) and, through
+    ``_anonymous_``, those of anonymous members; not bitfields."""
 
 
 class Classes:
@@ -248,6 +249,8 @@ class Classes:
         if rec.kind not in (Kind.ARRAY, Kind.STRUCT, Kind.UNION):
             return _fallback(f"{label} has no data type")
         if self.height(rec.id) > MAX_DEPTH:
+            if self._visits > MAX_VISITS:
+                return _fallback(f"{label}: more than {MAX_VISITS} BTF records to examine")
             return _fallback(f"{label} is nested deeper than {MAX_DEPTH} levels (or in itself)")
         if rec.kind == Kind.ARRAY:
             return self._array(rec, hint or alias)
@@ -322,10 +325,12 @@ class Classes:
         used = set(_STRUCT_ATTRIBUTES) | referenced
 
         def member_name(wanted: str, index: int) -> tuple[str, str]:
+            """The BTF name if usable, else ``class_``, ``_reserved`` (for ``__reserved``), or ``member<index>``."""
             if usable(wanted, used):
                 used.add(wanted)
                 return wanted, ""
-            found = f"member{index}"
+            stripped = "_" + wanted.lstrip("_") if wanted.startswith("__") else wanted + "_"
+            found = stripped if stripped != "_" and usable(stripped, used) else f"member{index}"
             while found in used:
                 found += "_"
             used.add(found)
@@ -370,18 +375,30 @@ class Classes:
                 members.append(("", str(slot)))
             cursor = max(cursor, offset + ctypes.sizeof(member.ctype))
         # Anonymous members: their members are promoted unless a name clashes (then reached through the member).
+        # ctypes promotes every entry of their _fields_, padding too: this class's own entries avoid those names.
+        real = {n for n, _ in members if n}
+        promotions: list[tuple[Typed, int, bool]] = []
         for _, member, slot in pending:
             info = self._info.get(member.cls or "")
+            if info is None:
+                promotions.append((member, slot, False))
+                continue
+            inner_real = {n for n, _ in info.members}
+            promote = not (inner_real & used) and not ((info.exposed - inner_real) & real)
+            if promote:
+                real |= inner_real
+            used.update(inner_real | info.exposed if promote else ())
+            promotions.append((member, slot, promote))
+        for member, slot, promote in promotions:
             anon = internal("_anon")
-            fname, expr, ctype, offset = fields[slot]
+            _, expr, ctype, offset = fields[slot]
             fields[slot] = (anon, expr, ctype, offset)
             position = members.index(("", str(slot)))
-            promoted = list(info.members) if info is not None else []
-            if info is not None and not any(n in used for n, _ in promoted):
+            info = self._info.get(member.cls or "")
+            if promote and info is not None:
                 anonymous.append(anon)
-                used.update(n for n, _ in promoted)
-                members[position : position + 1] = promoted
-                forwards.extend((anon, n) for n, _ in promoted if n not in info.direct)
+                members[position : position + 1] = list(info.members)
+                forwards.extend((anon, n) for n, _ in info.members if n not in info.exposed)
             else:
                 members[position : position + 1] = [(anon, member.field)]
         for i, (fname, expr, ctype, offset) in enumerate(fields):
@@ -396,8 +413,10 @@ class Classes:
         if model is None:
             return self._unmade(cls_name, f"cannot lay out {label} as BTF says (size {rec.size})")
         self._emit(cls_name, label, rec.size, is_union, members, notes, anonymous, fields, pack, bitfields, forwards)
-        direct = frozenset(f[0] for f in fields)
-        self._info[cls_name] = _ClassInfo(cls_name, tuple(members), direct)
+        exposed = {f[0] for f in fields}
+        for anon in anonymous:
+            exposed |= self._info[next(f[1] for f in fields if f[0] == anon)].exposed
+        self._info[cls_name] = _ClassInfo(cls_name, tuple(members), frozenset(exposed))
         self.names.append(cls_name)
         return Typed(cls_name, cls_name, cls_name, "dict[str, Any]", cls_name, model, cls_name)
 

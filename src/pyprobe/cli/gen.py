@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
 import os
 import sys
 from typing import Any, NamedTuple
@@ -234,7 +235,8 @@ def generate(path: str, *, class_name: str | None = None, reference: bool = Fals
         shown = decl.cls.__name__ if getattr(pyprobe, decl.cls.__name__, None) is decl.cls else "Map"
         args, note = _generic_args(decl.cls, decl.key, decl.value) if shown != "Map" else ("", "")
         map_lines.append((decl.name, f"pyprobe.{shown}{args}", note))
-        if usable(decl.name, reserved) and (decl.key.cls or decl.value.cls):
+        empty = decl.value.cls is not None and ctypes.sizeof(decl.value.ctype) == 0  # set_types refuses size 0
+        if usable(decl.name, reserved) and (decl.key.cls or decl.value.cls) and not empty:
             map_types.append(f"{literal(decl.name)}: ({decl.key.cls}, {decl.value.cls}),")
     types_line = ["TYPES: ClassVar[dict[str, tuple[type[Any] | None, type[Any] | None]]] = {"]
     if map_types:
