@@ -144,6 +144,12 @@ def test_probes_rebuild_when_a_header_changes(tmp_path: Path, generator: str) ->
         return value
 
     assert built() == 42
+    depends = (build / "probes" / "answer.bpf.o.d").read_text().replace("\\\n", " ").split()
+    include = Path(pyprobe.include_dir())
+    for name in ("pyprobe/common.h", "bpf/bpf_helpers.h", "vmlinux/x86/vmlinux.h"):
+        (found,) = [Path(d) for d in depends if d.endswith(name)]
+        assert found == include / name  # the installed package's headers, never the tree's or the system's
+    assert str(project / "inc" / "extra.h") in depends
     skeleton = build / "probes" / "answer_skel.py"
     assert "class AnswerSkeleton(Skeleton)" in skeleton.read_text()
     first = skeleton.stat().st_mtime_ns

@@ -33,8 +33,9 @@ start=$(date +%s)
 tool_wheel=$(ls "$work"/wheels/opencount-*.whl)
 echo "tool: built $(basename "$tool_wheel") in $(($(date +%s) - start)) s"
 (cd "$work" && "$V/pip" install -q "$wheel" "$tool_wheel")
-unzip -l "$tool_wheel" | grep -q "opencount/opencount_skel.py" || fail "the wheel has no generated skeleton"
-unzip -l "$tool_wheel" | grep -q "opencount/opencount.bpf.o" || fail "the wheel has no BPF object"
+contents=$(unzip -Z1 "$tool_wheel")
+grep -qx "opencount/opencount_skel.py" <<<"$contents" || fail "the wheel has no generated skeleton"
+grep -qx "opencount/opencount.bpf.o" <<<"$contents" || fail "the wheel has no BPF object"
 
 # the installed tool, generated skeleton included, is mypy --strict clean against the installed pyprobe
 (cd "$work" && "$MYPY" --strict --no-incremental --python-executable "$V/python" -p opencount)
