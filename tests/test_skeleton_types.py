@@ -199,6 +199,10 @@ def test_mypy_sees_the_generated_types(tmp_path: Path) -> None:
         "        reveal_type(skel.rodata.settings)\n"
         "        reveal_type(skel.maps.raw_events.reader().events())\n"
         "        return skel.maps.flows[FlowKey()].name\n"  # bytes, not int: an error
+        "\n\n"
+        "def misspelt(key: FlowKey) -> None:\n"
+        "    print(key.sorce)\n"  # a member the struct does not have: an error
+        "    key.prto = 6\n"  # also when assigned
     )
     lines = mypy(tmp_path, "skel_types_skel.py", "loader.py")
     revealed = [line.split('Revealed type is "', 1)[1].rstrip('"') for line in lines if "Revealed type" in line]
@@ -208,7 +212,10 @@ def test_mypy_sees_the_generated_types(tmp_path: Path) -> None:
         "skel_types_skel.Settings", "typing.Iterator[bytes]",
     ], lines  # fmt: skip
     errors = [line for line in lines if ": error:" in line]
-    assert len(errors) == 1 and "loader.py:19:" in errors[0] and '"bytes"' in errors[0], lines
+    assert len(errors) == 3, lines
+    assert "loader.py:19:" in errors[0] and '"bytes"' in errors[0], lines
+    assert "loader.py:23:" in errors[1] and '"FlowKey" has no attribute "sorce"' in errors[1], lines
+    assert "loader.py:24:" in errors[2] and '"FlowKey" has no attribute "prto"' in errors[2], lines
 
 
 # --- hostile names --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import importlib
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._record import FrozenRecord
@@ -166,9 +166,19 @@ class _BtfComposite:
 class BtfStruct(_BtfComposite, ctypes.Structure):
     """Base class of the struct types made from BTF."""
 
+    if TYPE_CHECKING:
+        # ctypes' stubs give every Structure a catch-all __getattr__/__setattr__, which lets a misspelt
+        # member of a generated class through mypy; a subclass has exactly the members it declares.
+        __getattr__: None  # type: ignore[misc, assignment]
+        __setattr__: None  # type: ignore[misc, assignment]
+
 
 class BtfUnion(_BtfComposite, ctypes.Union):
     """Base class of the union types made from BTF."""
+
+    if TYPE_CHECKING:
+        __getattr__: None  # type: ignore[misc, assignment]
+        __setattr__: None  # type: ignore[misc, assignment]
 
 
 def to_python(value: Any) -> Any:

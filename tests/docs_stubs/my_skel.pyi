@@ -2,10 +2,18 @@
 
 from typing import Any, ClassVar
 
+import ctypes
+
 import pyprobe
+from pyprobe.btf import BtfStruct
 from pyprobe.skeleton import Globals, Links, Maps, Programs, Skeleton
 
-__all__ = ["MySkeleton"]
+__all__ = ["MySkeleton", "OpenEvent"]
+
+class OpenEvent(BtfStruct):
+    pid: int
+    filename: bytes
+    _fields_ = [("pid", ctypes.c_uint32), ("filename", ctypes.c_char * 64)]
 
 class MyPrograms(Programs):
     handler: pyprobe.Program
@@ -13,6 +21,7 @@ class MyPrograms(Programs):
 class MyMaps(Maps):
     TYPES: ClassVar[dict[str, tuple[type[Any] | None, type[Any] | None]]]
     counts: pyprobe.HashMap[int, int]
+    events: pyprobe.RingBufMap[OpenEvent]
 
 class MyLinks(Links):
     handler: pyprobe.Link | None
