@@ -1,8 +1,7 @@
 """The skeleton `pyprobe gen skeleton my.bpf.o -o my_skel.py` writes for the README's probe (its types)."""
 
-from typing import Any, ClassVar
-
 import ctypes
+from typing import Any, ClassVar
 
 import pyprobe
 from pyprobe.btf import BtfStruct
@@ -13,7 +12,6 @@ __all__ = ["MySkeleton", "OpenEvent"]
 class OpenEvent(BtfStruct):
     pid: int
     filename: bytes
-    _fields_ = [("pid", ctypes.c_uint32), ("filename", ctypes.c_char * 64)]
 
 class MyPrograms(Programs):
     handler: pyprobe.Program
