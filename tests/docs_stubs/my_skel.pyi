@@ -1,6 +1,5 @@
 """The skeleton `pyprobe gen skeleton my.bpf.o -o my_skel.py` writes for the README's probe (its types)."""
 
-import ctypes
 from typing import Any, ClassVar
 
 import pyprobe
