@@ -31,7 +31,7 @@ def run_in_child(code: str, *, timeout: float = 120.0, env: dict[str, str] | Non
     """
     proc = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        check=False, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )  # fmt: skip
     if proc.returncode != 0:
         how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
