@@ -17,9 +17,9 @@ from typing import Any
 import pyprobe
 from pyprobe._data import probe_file
 from pyprobe.cli import _hist
-from pyprobe.cli._session import Session, Status
+from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import ProbeSpec
-from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, resolve_specs, split_multi
+from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, interrupted_why, resolve_specs, split_multi
 from pyprobe.symbols import Symbol
 
 __all__ = ["Histogram", "LatencyTracer", "add_parser", "run"]
@@ -140,6 +140,11 @@ def _print(tracer: LatencyTracer, hists: list[Histogram], title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with ending_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     session = Session(args.pid, args.command, args.duration)
     status = Status()
     try:
@@ -159,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
                         last = now
                         next_report += args.interval
                 why = reason
-            except KeyboardInterrupt:
-                pass
+            except KeyboardInterrupt as exc:
+                why = interrupted_why(exc)
             hists = tracer.histograms()
             _print(tracer, hists, "total")
             print(f"\n{sum(h.count for h in hists)} calls ({why})", file=sys.stderr)

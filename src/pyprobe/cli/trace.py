@@ -21,7 +21,7 @@ import pyprobe
 from pyprobe import symbols
 from pyprobe._data import probe_file
 from pyprobe._record import Record
-from pyprobe.cli._session import Session, Status
+from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
 from pyprobe.symbols import Symbol
 from pyprobe.usdt import UsdtProbe
@@ -470,6 +470,12 @@ def resolve_specs(texts: Sequence[str], session: Session) -> list[ProbeSpec]:
     return specs
 
 
+def interrupted_why(exc: KeyboardInterrupt) -> str:
+    """How the summary names the end: ``interrupted`` (Ctrl-C) or ``ended by SIGTERM`` / ``SIGHUP``."""
+    name = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "SIGINT"
+    return "interrupted" if name == "SIGINT" else f"ended by {name}"
+
+
 def trace_loop(
     tracer: Tracer, session: Session, on_calls: Callable[[list[Call]], None], *, interval: float = 0.1
 ) -> str:
@@ -487,13 +493,18 @@ def trace_loop(
             if reason is not None:
                 why = reason
                 break
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        why = interrupted_why(exc)
     on_calls(tracer.drain())
     return why
 
 
 def run(args: argparse.Namespace) -> int:
+    with ending_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     session = Session(args.pid, args.command, args.duration)
     status = Status()
     try:
