@@ -19,7 +19,7 @@ from pyprobe._data import probe_file
 from pyprobe.cli import _hist
 from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import ProbeSpec
-from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, interrupted_why, resolve_specs, split_multi
+from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, interrupted_why, labels, resolve_specs, split_multi
 from pyprobe.symbols import Symbol
 
 __all__ = ["Histogram", "LatencyTracer", "add_parser", "run"]
@@ -64,6 +64,8 @@ class LatencyTracer:
                     self.functions.append(sym)
         if len(self.functions) > MAX_FUNCS:
             raise ValueError(f"{len(self.functions)} functions: funclatency keeps at most {MAX_FUNCS}")
+        self.labels = labels(self.functions)
+        """How each function is named in output (with its parameter list where overloads collide)."""
         by_binary: dict[str, list[int]] = {}
         for i, f in enumerate(self.functions):
             by_binary.setdefault(f.binary, []).append(i)
@@ -131,8 +133,8 @@ def add_parser(sub: Any) -> None:
 
 def _print(tracer: LatencyTracer, hists: list[Histogram], title: str) -> None:
     out = []
-    for f, h in zip(tracer.functions, hists, strict=True):
-        out.append(f"\n{title} {f.bare} ({f.binary}):\n")
+    for f, label, h in zip(tracer.functions, tracer.labels, hists, strict=True):
+        out.append(f"\n{title} {label} ({f.binary}):\n")
         out.append(_hist.render(h.slots))
         out.append(_hist.summary(h.slots, h.count, h.total_ns) + "\n")
     sys.stdout.write("".join(out))
