@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import target
+from pyprobe import features
 
 pytestmark = pytest.mark.bpf
 
@@ -267,3 +268,23 @@ def test_one_overload_alone_keeps_its_short_name_and_a_near_name_is_suggested() 
     wrong = pyprobe("trace", f"{args8}:ns::compute(float)")
     assert wrong.returncode == 2
     assert "floating-point" in wrong.stderr and "'ns::compute(long)'" in wrong.stderr, wrong.stderr
+
+
+def test_string_on_a_page_not_touched_yet_is_read_on_the_first_call() -> None:
+    if not features.available("sleepable_uprobe"):
+        assert features.probe("sleepable_uprobe").explained
+        pytest.skip(str(features.probe("sleepable_uprobe")))
+    cold = target("coldstr")
+    probes = ("cold_greet(const char *name, int times)", "cold_peek(const char *where)")
+    out = pyprobe("trace", "-c", f"{cold} 2", *probes)
+    assert out.returncode == 0, out.stderr
+    assert re.findall(r'cold_greet\(name="(.*?)", times=(\d)\)', out.stdout) == [
+        ("cold-hello", "0"),
+        ("cold-hello", "1"),
+    ]
+    # an address that cannot be read is shown as such, not as an empty string
+    assert re.findall(r"cold_peek\(where=(.*?)\)", out.stdout) == ["<unreadable 0x10>"] * 2, out.stdout
+    js = pyprobe("trace", "--json", "-c", f"{cold} 1", *probes)
+    assert [e["args"] for e in events(js.stdout)] == [
+        {"name": "cold-hello", "times": 0}, {"where": "<unreadable 0x10>"},
+    ]  # fmt: skip

@@ -40,7 +40,7 @@ __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "label
 
 # struct ft_config and the flags in bpf/probes/functrace.h
 MAX_STRS = 4
-FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
+FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS, FT_EV_STR_FAULT = 1, 2, 4, 8
 DRAIN_INTERVAL = 0.02
 """Seconds between looks at the ring: events after the first are submitted without waking the reader."""
 BATCH = 4096
@@ -49,6 +49,9 @@ RING_BYTES = 1 << 22
 """The ring's size (6000 events): with a wakeup once 64 KiB wait, a burst of 20000 calls loses none."""
 MULTI_THRESHOLD = 4
 """More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
+ENTRY_PLAIN = {"single": "functrace_entry", "multi": "functrace_entry_multi", "usdt": "functrace_usdt"}
+ENTRY_SLEEPABLE = {"single": "functrace_entry_s", "multi": "functrace_entry_multi_s", "usdt": "functrace_usdt_s"}
+"""The programs that read arguments (and so strings): plain, or sleepable (uprobe.s, Linux 6.0)."""
 NO_RETURN = frozenset({"_start"})
 """Entry points that never return; a glob skips them (see find_functions)."""
 
@@ -188,9 +191,14 @@ class Call:
         out: list[tuple[str, object]] = []
         slot = 0
         args = self.event.args
+        flags = self.event.flags
         for i, p in enumerate(self.function.params):
             text = None
             if p.type.kind == "string":
+                if slot < MAX_STRS and flags & (FT_EV_STR_FAULT << slot):
+                    out.append((p.name, f"<unreadable {args[i] & (1 << 64) - 1:#x}>"))
+                    slot += 1
+                    continue
                 text = bytes(self.event.strs[slot]) if slot < MAX_STRS else b""
                 slot += 1
             out.append((p.name, format_value(args[i], p.type, text, json=json_values)))
@@ -370,9 +378,16 @@ class Tracer:
         plan = {b: _plan(fs) for b, fs in per_binary.items()}
         obj = pyprobe.open(probe_file("functrace"))
         try:
-            wanted = {"functrace_usdt": any(f.usdt is not None for f in self.functions)}
-            wanted["functrace_entry"] = wanted["functrace_return"] = any(single for _, single in plan.values())
-            wanted["functrace_entry_multi"] = wanted["functrace_return_multi"] = any(m for m, _ in plan.values())
+            # the entry programs that read strings: sleepable where the kernel allows, so a string on a
+            # page the process has not touched yet is faulted in rather than lost
+            self._entry = ENTRY_SLEEPABLE if pyprobe.features.available("sleepable_uprobe") else ENTRY_PLAIN
+            single_used = any(single for _, single in plan.values())
+            multi_used = any(m for m, _ in plan.values())
+            wanted = {
+                self._entry["usdt"]: any(f.usdt is not None for f in self.functions),
+                self._entry["single"]: single_used, "functrace_return": single_used,
+                self._entry["multi"]: multi_used, "functrace_return_multi": multi_used,
+            }  # fmt: skip
             for name, prog in obj.programs.items():
                 prog.autoload = wanted.get(name, False)
             obj.maps["events"].max_entries = RING_BYTES
@@ -397,7 +412,7 @@ class Tracer:
             if f.usdt is not None:
                 self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.name} in {f.binary}")
                 self._links.append(
-                    obj.programs["functrace_usdt"].attach_usdt(
+                    obj.programs[self._entry["usdt"]].attach_usdt(
                         f.binary, f.usdt.provider, f.usdt.name, pid=self.pid, cookie=f.index
                     )
                 )
@@ -407,14 +422,14 @@ class Tracer:
                 if not chosen:
                     continue
                 self._status.update(f"attaching {len(chosen)} functions in {binary} with one uprobe_multi link...")
-                prog = obj.programs["functrace_return_multi" if retprobe else "functrace_entry_multi"]
+                prog = obj.programs["functrace_return_multi" if retprobe else self._entry["multi"]]
                 self._links.append(
                     prog.attach_uprobe_multi(
                         binary, [f.name for f in chosen], pid=self.pid, retprobe=retprobe,
                         cookies=[f.index for f in chosen],
                     )
                 )  # fmt: skip
-            entry, ret = obj.programs["functrace_entry"], obj.programs["functrace_return"]
+            entry, ret = obj.programs[self._entry["single"]], obj.programs["functrace_return"]
             for f in single:
                 assert f.symbol is not None
                 for prog, retprobe in ((entry, False), (ret, True)):
