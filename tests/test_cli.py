@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -288,3 +289,15 @@ def test_string_on_a_page_not_touched_yet_is_read_on_the_first_call() -> None:
     assert [e["args"] for e in events(js.stdout)] == [
         {"name": "cold-hello", "times": 0}, {"where": "<unreadable 0x10>"},
     ]  # fmt: skip
+
+
+def test_a_script_target_is_named_as_a_script_with_its_interpreter(tmp_path: Path) -> None:
+    shim = tmp_path / "python3"  # what a pyenv shim is: a shell script named like the program
+    shim.write_text('#!/usr/bin/env bash\nexec /usr/bin/python3 "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    for args in (["trace", "u:python3:python:function__entry"], ["trace", "-c", "python3 -c pass", "main"]):
+        out = subprocess.run([*PYPROBE, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert out.returncode == 2, out.stderr
+        assert f"{shim} is not an ELF file: it is a script run by '/usr/bin/env bash'" in out.stderr, out.stderr
+        assert "pyenv which" in out.stderr
