@@ -147,7 +147,11 @@ def _round(sig: signal.Signals, moment: str, *, ignore_sigint: bool = False) -> 
     else:  # before tracing started: the exit code of an interrupted start, or the summary if it got there
         assert proc.returncode in (0, 130), (where, proc.returncode, err)
         assert "Traceback" not in err, (where, err)
-    _wait_for(lambda: not _alive(child), f"{where}: the command (pid {child}) still runs")
+    try:
+        _wait_for(lambda: not _alive(child), f"{where}: the command (pid {child}) still runs")
+    finally:  # a failure must not leave the looping command behind
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
     assert watch.progs or moment == "forked", where
     _wait_for(
         lambda: not watch.progs & {p.id for p in pyprobe.system.programs()},
