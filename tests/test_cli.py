@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import target
+from pyprobe import features
 
 pytestmark = pytest.mark.bpf
 
@@ -218,3 +220,84 @@ def test_funclatency_glob_over_many_functions_counts_every_call() -> None:
     assert out.returncode == 0, out.stderr
     counts = dict(re.findall(r"^total (\w+) \(.*?\):\n(?:.*\n)*?count (\d+),", out.stdout, re.M))
     assert (counts.get("st_eight"), counts.get("st_depth"), counts.get("main")) == ("5", "20", "1"), out.stdout
+
+
+def _printed_names(binary: Path, prefix: str) -> list[str]:
+    out = pyprobe("list", "symbols", str(binary))
+    assert out.returncode == 0, out.stderr
+    return [
+        m.group(1)
+        for m in re.finditer(r"^0x[0-9a-f]+\s+\d+ (.+?)  \[", out.stdout, re.M)
+        if m.group(1).startswith(prefix)
+    ]
+
+
+def test_each_overload_is_traced_by_the_name_list_symbols_prints(tmp_path: Path) -> None:
+    args8 = target("args8")
+    names = _printed_names(args8, "ns::compute(")
+    assert len(names) == 3, names
+    with_binary = pyprobe("trace", "--json", "-c", f"{args8} 2 1000", *(f"{args8}:{n}" for n in names))
+    assert with_binary.returncode == 0, with_binary.stderr
+    # a FUNC alone with -c, the command's path holding a ':'
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    (odd / "args8").write_bytes(args8.read_bytes())
+    (odd / "args8").chmod(0o755)
+    alone = pyprobe("trace", "--json", "-c", f"'{odd}/args8' 2 1000", *names)
+    assert alone.returncode == 0, alone.stderr
+    for out in (with_binary, alone):
+        evs = events(out.stdout)
+        assert sorted({str(e["function"]) for e in evs}) == sorted(names)  # overloads shown with their parameters
+        assert [e["args"] for e in evs if e["function"] == "ns::compute(int, int)"] == [
+            {"arg1": 0, "arg2": 3}, {"arg1": 1, "arg2": 3},
+        ]  # fmt: skip
+        assert [e["args"] for e in evs if e["function"] == "ns::compute(char const*, int)"] == [
+            {"arg1": "x", "arg2": 1}
+        ] * 2
+        for n in names:
+            assert f"{n}: 2" in out.stderr, out.stderr  # the summary tells the overloads apart
+
+
+def test_one_overload_alone_keeps_its_short_name_and_a_near_name_is_suggested() -> None:
+    args8 = target("args8")
+    out = pyprobe("trace", "-c", f"{args8} 1 1000", "ns::compute(int,int)")
+    assert out.returncode == 0, out.stderr
+    assert "ns::compute(arg1=0, arg2=3) = 0" in out.stdout and "ns::compute: 1" in out.stderr
+    typo = pyprobe("trace", "-c", f"{args8} 1 1000", "ns::compte")
+    assert typo.returncode == 2
+    assert "did you mean 'ns::compute'?" in typo.stderr, typo.stderr
+    wrong = pyprobe("trace", f"{args8}:ns::compute(float)")
+    assert wrong.returncode == 2
+    assert "floating-point" in wrong.stderr and "'ns::compute(long)'" in wrong.stderr, wrong.stderr
+
+
+def test_string_on_a_page_not_touched_yet_is_read_on_the_first_call() -> None:
+    if not features.available("sleepable_uprobe"):
+        assert features.probe("sleepable_uprobe").explained
+        pytest.skip(str(features.probe("sleepable_uprobe")))
+    cold = target("coldstr")
+    probes = ("cold_greet(const char *name, int times)", "cold_peek(const char *where)")
+    out = pyprobe("trace", "-c", f"{cold} 2", *probes)
+    assert out.returncode == 0, out.stderr
+    assert re.findall(r'cold_greet\(name="(.*?)", times=(\d)\)', out.stdout) == [
+        ("cold-hello", "0"),
+        ("cold-hello", "1"),
+    ]
+    # an address that cannot be read is shown as such, not as an empty string
+    assert re.findall(r"cold_peek\(where=(.*?)\)", out.stdout) == ["<unreadable 0x10>"] * 2, out.stdout
+    js = pyprobe("trace", "--json", "-c", f"{cold} 1", *probes)
+    assert [e["args"] for e in events(js.stdout)] == [
+        {"name": "cold-hello", "times": 0}, {"where": "<unreadable 0x10>"},
+    ]  # fmt: skip
+
+
+def test_a_script_target_is_named_as_a_script_with_its_interpreter(tmp_path: Path) -> None:
+    shim = tmp_path / "python3"  # what a pyenv shim is: a shell script named like the program
+    shim.write_text('#!/usr/bin/env bash\nexec /usr/bin/python3 "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    for args in (["trace", "u:python3:python:function__entry"], ["trace", "-c", "python3 -c pass", "main"]):
+        out = subprocess.run([*PYPROBE, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert out.returncode == 2, out.stderr
+        assert f"{shim} is not an ELF file: it is a script run by '/usr/bin/env bash'" in out.stderr, out.stderr
+        assert "pyenv which" in out.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyprobe.cli.probespec import ArgType, ProbeSyntaxError, format_value, parse_probe, parse_type
+from pyprobe.cli.probespec import ArgType, ProbeSyntaxError, format_value, parse_probe, parse_type, split_binary
 
 
 def test_plain_probe_has_no_signature() -> None:
@@ -61,7 +61,7 @@ def test_eight_arguments_and_empty_lists() -> None:
         ("bin:f(struct s v)", "structs passed by value"),
         ("bin:f(widget_t w)", "unknown type"),
         ("bin:f(int a, ...)", "variadic"),
-        ("bin:f(" + ", ".join(["long"] * 13) + ")", "at most 12"),
+        ("bin:f(" + ", ".join(f"long a{i}" for i in range(13)) + ")", "at most 12"),
         ("bin:f(char *a, char *b, char *c, char *d, char *e)", "at most 4 string"),
         ("u:bin:only", "u:BINARY:PROVIDER:NAME"),
         ("bin:int f", "return type only with a signature"),
@@ -90,3 +90,44 @@ def test_strings_are_quoted_and_escaped() -> None:
     assert format_value(0, s, b"") == "NULL"
     assert format_value(0x1000, s, b"hi\0", json=True) == "hi"
     assert format_value(0xFFFFFFFF, parse_type("int"), json=True) == -1
+
+
+@pytest.mark.parametrize(
+    ("probe", "binary", "function", "kinds"),
+    [
+        ("./app:ns::compute(int, int)", "./app", "ns::compute", ["signed", "signed"]),
+        ("./app:ns::compute(char const*, int)", "./app", "ns::compute", ["string", "signed"]),
+        ("r:/a:b/app:f", "/a", "b/app:f", None),  # a ':' in a path: -c passes the binary instead
+    ],
+)
+def test_demangled_names_parse_with_their_binary(probe: str, binary: str, function: str, kinds: object) -> None:
+    spec = parse_probe(probe)
+    assert (spec.binary, spec.function) == (binary, function)
+    assert (None if spec.params is None else [p.type.kind for p in spec.params]) == kinds
+    assert spec.full == probe.split(":", 2 if probe.startswith("r:") else 1)[-1]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "overload(double)", "ns::compute(std::string const&, int)", "ns::W::get() const", "f(int) [clone .cold]",
+        "operator new(unsigned long)", "ns::f(ns::Widget)", "(anonymous namespace)::g(int)",
+        "std::vector<int, std::allocator<int> >::push_back(int const&)", "f(" + ", ".join(["long"] * 13) + ")",
+    ],
+)  # fmt: skip
+def test_any_demangled_name_is_a_func_looked_up_whole(name: str) -> None:
+    spec = parse_probe(name, binary="/x:y/app")
+    assert (spec.binary, spec.full) == ("/x:y/app", name)  # looked up whole first
+    if spec.error:  # not a C signature: only the whole name can find it (or the error is raised then)
+        assert spec.function == name and spec.params is None
+    else:
+        assert spec.function == name.split("(", maxsplit=1)[0] and spec.params is not None
+
+
+def test_func_without_binary_is_told_apart_from_binary_func() -> None:
+    assert split_binary("ns::compute(int, int)") is None
+    assert split_binary("f(std::string)") is None
+    assert split_binary("./app:ns::f") == ("./app", "ns::f")
+    assert split_binary("libc:malloc") == ("libc", "malloc")
+    spec = parse_probe("r:ns::compute(int, int)", binary="/tmp/a:b/app")
+    assert (spec.kind, spec.binary, spec.function) == ("return", "/tmp/a:b/app", "ns::compute")

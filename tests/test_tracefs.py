@@ -138,3 +138,27 @@ def test_trace_pipe_yields_bpf_printk_lines() -> None:
     assert found.task in (Path("/proc/self/comm").read_text().strip()[:15], "<...>")
     assert found.cpu >= 0
     assert found.timestamp > 0
+
+
+@pytest.mark.bpf
+def test_run_keeps_trace_pipe_open_instead_of_reopening_it(tmp_path: Path) -> None:
+    """`pyprobe run` on an object that traces openat must see its own trace_pipe open once, not every 0.2 s."""
+    import json
+    import subprocess
+    import sys
+
+    src = Path(__file__).parent.parent / "examples" / "opensnoop" / "opensnoop.bpf.c"
+    obj = tmp_path / "opensnoop.bpf.o"
+    pyprobe_cmd = [sys.executable, "-m", "pyprobe"]
+    subprocess.run([*pyprobe_cmd, "build", str(src), "-o", str(obj)], check=True, capture_output=True, timeout=120)
+    with subprocess.Popen(
+        [*pyprobe_cmd, "run", str(obj), "--json", "--duration", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:  # fmt: skip
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    if "trace_pipe is open in another reader" in err:
+        pytest.skip("trace_pipe is busy (another reader holds it)")
+    opens = [json.loads(line)["event"] for line in out.splitlines() if line.startswith('{"map"')]
+    mine = [e for e in opens if e["path"].endswith("/trace_pipe") and e["pid"] == proc.pid]
+    assert len(mine) == 1, mine

@@ -15,7 +15,16 @@
  *
  * Each uprobe program comes twice: SEC("uprobe") for one link per function and
  * SEC("uprobe.multi") for one link for many (Linux 6.6); user space keeps one
- * pair with autoload. */
+ * pair with autoload.
+ *
+ * Strings: a uprobe that may not sleep reads them with bpf_probe_read_user_str,
+ * which fails on a page the process has not touched yet (a string literal of a
+ * freshly started program). The entry and USDT programs therefore come in a
+ * sleepable variant too (SEC("uprobe.s"), "uprobe.multi.s", "usdt.s"; Linux
+ * 6.0), which user space picks where the kernel has them: it reads strings with
+ * the bpf_copy_from_user_str kfunc (Linux 6.12), or else faults the first byte
+ * in with bpf_copy_from_user and reads again. A string that still cannot be read
+ * sets its FT_EV_STR_FAULT bit, which the reader shows as unreadable. */
 #include <pyprobe/common.h>
 #include <pyprobe/ringbuf.h>
 
@@ -102,8 +111,46 @@ static __always_inline void submit(struct ft_event *e)
     bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline void record_args(struct pt_regs *ctx, const struct ft_config *cfg,
-                                        unsigned long long *args, char strs[FT_MAX_STRS][FT_STR_LEN])
+/* Reads the user string at src into dst (FT_STR_LEN bytes, NUL-terminated); < 0 on failure.
+ * Sleepable programs may take the page fault that brings the string in. */
+static __always_inline long read_user_str(char *dst, const void *src, bool sleepable)
+{
+    long n;
+
+    if (!sleepable)
+        return bpf_probe_read_user_str(dst, FT_STR_LEN, src);
+    if (bpf_ksym_exists(bpf_copy_from_user_str))
+        return bpf_copy_from_user_str(dst, FT_STR_LEN, src, 0);
+    n = bpf_probe_read_user_str(dst, FT_STR_LEN, src);
+    if (n >= 0)
+        return n;
+    if (bpf_copy_from_user(dst, 1, src))  /* faults the first page in */
+        return -1;
+    return bpf_probe_read_user_str(dst, FT_STR_LEN, src);
+}
+
+/* Reads the string arguments the config marks; returns the FT_EV_STR_FAULT bits of those that failed. */
+static __always_inline __u32 record_strs(const struct ft_config *cfg, const unsigned long long *args,
+                                         char strs[FT_MAX_STRS][FT_STR_LEN], bool sleepable)
+{
+    __u32 faults = 0;
+
+#pragma unroll
+    for (int s = 0; s < FT_MAX_STRS; s++) {
+        int idx = cfg->str_arg[s];
+
+        strs[s][0] = 0;
+        if (idx < 0 || idx >= FT_MAX_ARGS || !args[idx])
+            continue;
+        if (read_user_str(strs[s], (const void *)args[idx], sleepable) < 0) {
+            strs[s][0] = 0;
+            faults |= FT_EV_STR_FAULT << s;
+        }
+    }
+    return faults;
+}
+
+static __always_inline void record_regs(struct pt_regs *ctx, const struct ft_config *cfg, unsigned long long *args)
 {
     args[0] = PT_REGS_PARM1(ctx);
     args[1] = PT_REGS_PARM2(ctx);
@@ -116,18 +163,9 @@ static __always_inline void record_args(struct pt_regs *ctx, const struct ft_con
         if (bpf_probe_read_user(&args[FT_REG_ARGS], FT_STACK_ARGS * 8, (void *)(PT_REGS_SP(ctx) + 8)))
             __builtin_memset(&args[FT_REG_ARGS], 0, FT_STACK_ARGS * 8);
     }
-#pragma unroll
-    for (int s = 0; s < FT_MAX_STRS; s++) {
-        int idx = cfg->str_arg[s];
-
-        if (idx < 0 || idx >= FT_MAX_ARGS)
-            continue;
-        if (bpf_probe_read_user_str(strs[s], FT_STR_LEN, (void *)args[idx]) < 0)
-            strs[s][0] = 0;
-    }
 }
 
-static __always_inline int on_entry(struct pt_regs *ctx)
+static __always_inline int on_entry(struct pt_regs *ctx, bool sleepable)
 {
     __u32 cookie = bpf_get_attach_cookie(ctx);
     const struct ft_config *cfg = bpf_map_lookup_elem(&funcs, &cookie);
@@ -151,7 +189,8 @@ static __always_inline int on_entry(struct pt_regs *ctx)
         e->flags = FT_EV_ENTRY | FT_EV_ARGS;
         e->ret = 0;
         bpf_get_current_comm(e->comm, sizeof(e->comm));
-        record_args(ctx, cfg, e->args, e->strs);
+        record_regs(ctx, cfg, e->args);
+        e->flags |= record_strs(cfg, e->args, e->strs, sleepable);
         submit(e);
         return 0;
     }
@@ -177,11 +216,29 @@ static __always_inline int on_entry(struct pt_regs *ctx)
         return 0;
     f->ts_ns = bpf_ktime_get_ns();
     f->cookie = cookie;
-    record_args(ctx, cfg, f->args, f->strs);
+    record_regs(ctx, cfg, f->args);
     __u64 key = (__u64)tid << 32 | d;
 
-    if (bpf_map_update_elem(&frames, &key, f, BPF_ANY))
+    if (!sleepable) {
+        f->str_faults = record_strs(cfg, f->args, f->strs, false);
+        if (bpf_map_update_elem(&frames, &key, f, BPF_ANY))
+            count_lost(1);
+        return 0;
+    }
+    /* The per-CPU scratch frame may be reused by another task while this one sleeps in a
+     * page fault: the frame goes to its own slot first, and the strings are read into that. */
+    f->str_faults = 0;
+#pragma unroll
+    for (int s = 0; s < FT_MAX_STRS; s++)
+        f->strs[s][0] = 0;
+    if (bpf_map_update_elem(&frames, &key, f, BPF_ANY)) {
         count_lost(1);
+        return 0;
+    }
+    struct ft_frame *slot = bpf_map_lookup_elem(&frames, &key);  /* only this thread touches it */
+
+    if (slot)
+        slot->str_faults = record_strs(cfg, slot->args, slot->strs, true);
     return 0;
 }
 
@@ -222,7 +279,7 @@ static __always_inline int on_return(struct pt_regs *ctx)
     if (f && f->cookie == cookie) {
         e->ts_ns = f->ts_ns;
         e->latency_ns = now - f->ts_ns;
-        e->flags = FT_EV_RETURN | FT_EV_ARGS;
+        e->flags = FT_EV_RETURN | FT_EV_ARGS | (f->str_faults & (((1u << FT_MAX_STRS) - 1) * FT_EV_STR_FAULT));
         __builtin_memcpy(e->args, f->args, sizeof(e->args));
         __builtin_memcpy(e->strs, f->strs, sizeof(e->strs));
     } else {
@@ -241,7 +298,13 @@ static __always_inline int on_return(struct pt_regs *ctx)
 SEC("uprobe")
 int functrace_entry(struct pt_regs *ctx)
 {
-    return on_entry(ctx);
+    return on_entry(ctx, false);
+}
+
+SEC("uprobe.s")
+int functrace_entry_s(struct pt_regs *ctx)
+{
+    return on_entry(ctx, true);
 }
 
 SEC("uretprobe")
@@ -253,7 +316,13 @@ int functrace_return(struct pt_regs *ctx)
 SEC("uprobe.multi")
 int functrace_entry_multi(struct pt_regs *ctx)
 {
-    return on_entry(ctx);
+    return on_entry(ctx, false);
+}
+
+SEC("uprobe.multi.s")
+int functrace_entry_multi_s(struct pt_regs *ctx)
+{
+    return on_entry(ctx, true);
 }
 
 SEC("uretprobe.multi")
@@ -263,8 +332,7 @@ int functrace_return_multi(struct pt_regs *ctx)
 }
 
 /* A USDT probe: one event with its arguments (bpf_usdt_arg), the cookie as for uprobes. */
-SEC("usdt")
-int functrace_usdt(struct pt_regs *ctx)
+static __always_inline int on_usdt(struct pt_regs *ctx, bool sleepable)
 {
     __u32 cookie = (__u32)bpf_usdt_cookie(ctx);
     const struct ft_config *cfg = bpf_map_lookup_elem(&funcs, &cookie);
@@ -294,16 +362,19 @@ int functrace_usdt(struct pt_regs *ctx)
             v = 0;
         e->args[i] = v;
     }
-#pragma unroll
-    for (int s = 0; s < FT_MAX_STRS; s++) {
-        int idx = cfg->str_arg[s];
-
-        e->strs[s][0] = 0;
-        if (idx < 0 || idx >= FT_MAX_ARGS)
-            continue;
-        if (bpf_probe_read_user_str(e->strs[s], FT_STR_LEN, (void *)e->args[idx]) < 0)
-            e->strs[s][0] = 0;
-    }
+    e->flags |= record_strs(cfg, e->args, e->strs, sleepable);
     submit(e);
     return 0;
+}
+
+SEC("usdt")
+int functrace_usdt(struct pt_regs *ctx)
+{
+    return on_usdt(ctx, false);
+}
+
+SEC("usdt.s")
+int functrace_usdt_s(struct pt_regs *ctx)
+{
+    return on_usdt(ctx, true);
 }

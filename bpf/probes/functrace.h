@@ -26,6 +26,7 @@ struct ft_config {
 #define FT_EV_ENTRY 1u     /* recorded at entry: no return value, no latency */
 #define FT_EV_RETURN 2u    /* has a return value */
 #define FT_EV_ARGS 4u      /* has the arguments (entry seen for this return) */
+#define FT_EV_STR_FAULT 8u /* << s: string s could not be read (strs[s] is empty); bits 3..6 */
 
 /* One ring buffer record: a completed call (or an entry, or a bare return). */
 struct ft_event {
@@ -45,7 +46,7 @@ struct ft_event {
 struct ft_frame {
     unsigned long long ts_ns;
     unsigned int cookie;
-    unsigned int pad;
+    unsigned int str_faults;  /* FT_EV_STR_FAULT bits of its strings */
     unsigned long long args[FT_MAX_ARGS];
     char strs[FT_MAX_STRS][FT_STR_LEN];
 };

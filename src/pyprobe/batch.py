@@ -235,8 +235,10 @@ class Batch(Sequence[E], Generic[E]):
         """
         try:
             import numpy as np
-        except ImportError as exc:  # pragma: no cover - numpy is an optional extra
-            raise ImportError("Batch.to_numpy() needs numpy: pip install 'pyprobe[numpy]'") from exc
+        except ImportError as exc:
+            from pyprobe._numpy import numpy_missing
+
+            raise numpy_missing("Batch.to_numpy()") from exc
         n = len(self)
         first = self._offsets[0]
         if self._type is None:

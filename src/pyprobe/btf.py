@@ -560,7 +560,9 @@ def numpy_dtype(ctype: Any) -> Any:
     try:
         np: Any = importlib.import_module("numpy")
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError("numpy_dtype needs numpy: pip install 'pyprobe[numpy]'") from exc
+        from pyprobe._numpy import numpy_missing
+
+        raise numpy_missing("numpy_dtype()") from exc
     ct: Any = ctype
     if _subclass(ct, _BtfComposite):
         layout = ct._btf_layout_

@@ -80,6 +80,9 @@ FEATURES: dict[str, Feature] = {
         Feature("kprobe", (4, 1), "kprobes and kretprobes", ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS")),
         Feature("uprobe", (4, 3), "uprobes and uretprobes", ("CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS")),
         Feature("uprobe_multi", (6, 6), "uprobe_multi links (many uprobes in one link)", ("CONFIG_UPROBES",)),
+        Feature(
+            "sleepable_uprobe", (6, 0), "sleepable uprobes (uprobe.s: may fault user memory in)", ("CONFIG_UPROBES",)
+        ),
         Feature("tracepoint", (4, 7), "tracepoint programs", ("CONFIG_BPF_EVENTS",)),
         Feature("raw_tracepoint", (4, 17), "raw tracepoint programs", ("CONFIG_BPF_EVENTS",)),
         Feature("tp_btf", (5, 5), "BTF-typed tracepoints (tp_btf)", ("CONFIG_DEBUG_INFO_BTF",)),
@@ -195,6 +198,18 @@ def _probe_uprobe_multi(feature: Feature) -> FeatureStatus:
     return _absent(feature, "the kernel does not know BPF_TRACE_UPROBE_MULTI links", -ret if ret < 0 else 0)
 
 
+def _probe_sleepable_uprobe(feature: Feature) -> FeatureStatus:
+    # Loading a sleepable kprobe-type program succeeds from 6.0 on and attaching it to a uprobe is the
+    # only use the kernel allows; before, the load fails with EINVAL. The version is the sure test
+    # without a uprobe to attach to: the uprobe support itself comes from the uprobe probe.
+    if kernel_version()[:2] < feature.since:
+        return _absent(feature)
+    base = probe("uprobe")
+    if not base.available:
+        return FeatureStatus(feature, False, base.reason, base.cause)
+    return FeatureStatus(feature, True)
+
+
 def _load_probe(
     ptype: ProgramType, atype: AttachType, btf_func: str | None, attach: bool
 ) -> Callable[..., FeatureStatus]:
@@ -260,6 +275,7 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "kprobe": _pmu_probe("kprobe"),
     "uprobe": _pmu_probe("uprobe"),
     "uprobe_multi": _probe_uprobe_multi,
+    "sleepable_uprobe": _probe_sleepable_uprobe,
     "tracepoint": _type_probe(ProgramType.TRACEPOINT),
     "raw_tracepoint": _type_probe(ProgramType.RAW_TRACEPOINT),
     "tp_btf": _load_probe(ProgramType.TRACING, AttachType.TRACE_RAW_TP, "sched_switch", True),

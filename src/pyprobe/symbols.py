@@ -158,8 +158,9 @@ def _check_file(path: str, context: str) -> None:
 def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
     context = f"read symbols of {path}"
     with open(path, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise _err(AttachError, errno.ENOEXEC, f"{path} is not an ELF file", context)
+        head = f.read(4)
+        if head != b"\x7fELF":
+            raise _not_elf(path, head + f.read(252), context)
         try:
             elf = ElfFile(f)
             segments = tuple((s.vaddr, s.memsz, s.offset, s.filesz) for s in elf.segments if s.type == PT_LOAD)
@@ -432,3 +433,14 @@ def find(binary: str | os.PathLike[str], pattern: str, pid: int | None = None) -
     info = elf_info(resolve_binary(binary, pid))
     regex = re.compile(fnmatch.translate(pattern))
     return [s for s in info.symbols if regex.match(s.name) or regex.match(s.demangled) or regex.match(s.bare)]
+
+
+def _not_elf(path: str, head: bytes, context: str) -> AttachError:
+    """The ENOEXEC error for a file that is not ELF; for a ``#!`` script, it names the interpreter."""
+    message = f"{path} is not an ELF file"
+    hint = ""
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].decode("utf-8", "backslashreplace").strip()
+        message += f": it is a script run by {line!r}" if line else ": it is a script"
+        hint = "probe the ELF program the script runs (for a pyenv shim: `pyenv which NAME`)"
+    return _err(AttachError, errno.ENOEXEC, message, context, hint=hint)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import select
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -86,11 +87,12 @@ def tracefs_root(candidates: Iterable[str] = TRACEFS_ROOTS) -> str:
     )
 
 
-def follow_lines(fd: int, timeout: float | None) -> Iterator[str]:
+def follow_lines(fd: int, timeout: float | None, stop: threading.Event | None = None) -> Iterator[str]:
     """Yields complete lines read from ``fd`` (non-blocking), holding back a partial line until its end comes.
 
-    Ends once ``timeout`` seconds pass with no complete line (None: never).
-    Waits in slices of at most 0.1 s, so Ctrl-C interrupts within that.
+    Ends once ``timeout`` seconds pass with no complete line (None: never),
+    or once ``stop`` is set. Waits in slices of at most 0.1 s, so Ctrl-C (or
+    ``stop``) ends it within that.
     """
     poller = select.poll()
     poller.register(fd, select.POLLIN)
@@ -98,7 +100,7 @@ def follow_lines(fd: int, timeout: float | None) -> Iterator[str]:
     last = time.monotonic()
     while True:
         remaining = math.inf if timeout is None else last + timeout - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or (stop is not None and stop.is_set()):
             return
         if not poller.poll(max(1, math.ceil(min(remaining, _SLICE) * 1000))):
             continue
@@ -118,10 +120,13 @@ def follow_lines(fd: int, timeout: float | None) -> Iterator[str]:
             last = time.monotonic()
 
 
-def trace_pipe(timeout: float | None = None) -> Iterator[TraceLine]:
+def trace_pipe(timeout: float | None = None, *, stop: threading.Event | None = None) -> Iterator[TraceLine]:
     """Follows tracefs's trace_pipe (bpf_printk output), yielding parsed :class:`TraceLine` s.
 
-    Ends once ``timeout`` seconds pass with no line; None follows forever.
+    Ends once ``timeout`` seconds pass with no line (None follows forever),
+    or within 0.1 s of ``stop`` being set: a thread that follows the pipe
+    keeps it open until told to end (reopening it would show up in the opens
+    a probe traces).
     Reading trace_pipe consumes its lines: another reader of it gets the
     others, and recent kernels let only one reader open it. Blocks between
     lines (Ctrl-C interrupts within 0.1 s). Raises :class:`BpfError` when
@@ -143,7 +148,7 @@ def trace_pipe(timeout: float | None = None) -> Iterator[TraceLine]:
             hint="stop the other reader (another process, or an unclosed trace_pipe() iterator)",
         ) from exc
     try:
-        for line in follow_lines(fd, timeout):
+        for line in follow_lines(fd, timeout, stop):
             if line:
                 yield parse_line(line)
     finally:

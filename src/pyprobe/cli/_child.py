@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 
 __all__ = ["HeldChild"]
+
+PR_SET_PDEATHSIG = 1
+ENDING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+"""SIGINT, SIGTERM, SIGHUP: the signals that end pyprobe's commands (see _session.ending_signals)."""
 
 
 class HeldChild:
     """A forked child that blocks on a pipe, then execs ``argv`` once :meth:`release` is called.
 
     Its pid is known (and stays the same across exec) before it runs any of
-    the command, so probes attached with that pid see every call. Raises
+    the command, so probes attached with that pid see every call. The child
+    asks the kernel for SIGTERM when this process dies (PR_SET_PDEATHSIG,
+    kept across exec), so the command does not outlive a pyprobe killed with
+    SIGKILL; before release it exits on its own (the pipe reads EOF). Raises
     FileNotFoundError naming the command when it is not found.
     """
 
     def __init__(self, command: str) -> None:
-        import shlex  # imported here: only -c needs them
+        import ctypes  # imported here: only -c needs them
+        import shlex
         import shutil
-        import signal
 
         argv = shlex.split(command)
         if not argv:
@@ -29,10 +37,22 @@ class HeldChild:
             raise FileNotFoundError(f"command {argv[0]!r} not found")
         self.argv = argv
         self.executable = os.path.realpath(exe)
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getpid()
         read_end, self._write_end = os.pipe()
+        # Signals wait until each side is ready: the child must not run this process's handlers
+        # (they raise KeyboardInterrupt), the parent must know the child's pid before one ends it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ENDING)
         pid = os.fork()
         if pid == 0:  # child: wait for the go, then become the command
             try:
+                for sig in ENDING:
+                    if signal.getsignal(sig) is not signal.SIG_IGN:
+                        signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(127)
                 os.close(self._write_end)
                 go = os.read(read_end, 1)
                 os.close(read_end)
@@ -44,6 +64,11 @@ class HeldChild:
         os.close(read_end)
         self.pid = pid
         self._status: int | None = None
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        except BaseException:  # a signal that came meanwhile: the command must not outlive it
+            self.stop()
+            raise
 
     def release(self) -> None:
         """Lets the command run."""
@@ -66,8 +91,6 @@ class HeldChild:
             os.close(self._write_end)  # the child reads EOF and exits without running the command
             self._write_end = -1
         if self.poll() is None:
-            import signal
-
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             _, status = os.waitpid(self.pid, 0)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from types import FrameType
 from typing import TextIO
 
 from pyprobe.cli._child import HeldChild
 
-__all__ = ["Session", "Status"]
+__all__ = ["Session", "Status", "ending_signals"]
+
+_ENDED_BY: list[str | None] = [None]
+"""The name of the signal that ended the session (ending_signals), else None."""
+ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a long-running command as Ctrl-C does: detach, summary, the ``-c`` command ended."""
 
 
 class Status:
@@ -62,6 +71,8 @@ class Session:
 
     def finished(self) -> str | None:
         """Why tracing should stop now, or None to go on."""
+        if _ENDED_BY[0] is not None:
+            return "interrupted" if _ENDED_BY[0] == "SIGINT" else f"ended by {_ENDED_BY[0]}"
         if self.duration is not None and time.monotonic() - self._start >= self.duration:
             return "duration reached"
         if self.child is not None:
@@ -76,3 +87,34 @@ class Session:
         """Stops a command still running."""
         if self.child is not None:
             self.child.stop()
+
+
+@contextlib.contextmanager
+def ending_signals() -> Iterator[None]:
+    """Within the block SIGTERM and SIGHUP end the command as Ctrl-C does (KeyboardInterrupt), once.
+
+    SIGINT keeps Python's handler, or stays ignored when it was ignored at
+    start (a background job of a non-interactive shell): SIGTERM and SIGHUP
+    end the command either way. After the first of them, further ending
+    signals are ignored so that detaching and reaping the ``-c`` command are
+    not cut short. The previous handlers come back on exit. Main thread only.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if _ENDED_BY[0] is None:
+            # Remembered too: a KeyboardInterrupt raised where it is swallowed (a C callback, a
+            # finalizer) still ends the session at the next Session.finished().
+            _ENDED_BY[0] = signal.Signals(signum).name
+            raise KeyboardInterrupt(_ENDED_BY[0])
+
+    previous = {s: signal.getsignal(s) for s in ENDING_SIGNALS}
+    for s, old in previous.items():
+        if s != signal.SIGINT or old not in (signal.SIG_IGN, None):
+            signal.signal(s, on_signal)
+    _ENDED_BY[0] = None
+    try:
+        yield
+    finally:
+        _ENDED_BY[0] = None
+        for s, old in previous.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyprobe._data import target_path
-from pyprobe.cli._session import Session, Status
+from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import parse_probe
 from pyprobe.cli.trace import Call, Printer, Tracer, trace_loop
 
@@ -36,6 +36,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with ending_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     target = target_path("utest")
     session = Session(None, f"{target} -1 {int(args.interval * 1e6)}", args.duration)
     status = Status()

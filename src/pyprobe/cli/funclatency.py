@@ -17,9 +17,9 @@ from typing import Any
 import pyprobe
 from pyprobe._data import probe_file
 from pyprobe.cli import _hist
-from pyprobe.cli._session import Session, Status
+from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import ProbeSpec
-from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, resolve_specs, split_multi
+from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, interrupted_why, labels, resolve_specs, split_multi
 from pyprobe.symbols import Symbol
 
 __all__ = ["Histogram", "LatencyTracer", "add_parser", "run"]
@@ -64,6 +64,8 @@ class LatencyTracer:
                     self.functions.append(sym)
         if len(self.functions) > MAX_FUNCS:
             raise ValueError(f"{len(self.functions)} functions: funclatency keeps at most {MAX_FUNCS}")
+        self.labels = labels(self.functions)
+        """How each function is named in output (with its parameter list where overloads collide)."""
         by_binary: dict[str, list[int]] = {}
         for i, f in enumerate(self.functions):
             by_binary.setdefault(f.binary, []).append(i)
@@ -131,8 +133,8 @@ def add_parser(sub: Any) -> None:
 
 def _print(tracer: LatencyTracer, hists: list[Histogram], title: str) -> None:
     out = []
-    for f, h in zip(tracer.functions, hists, strict=True):
-        out.append(f"\n{title} {f.bare} ({f.binary}):\n")
+    for f, label, h in zip(tracer.functions, tracer.labels, hists, strict=True):
+        out.append(f"\n{title} {label} ({f.binary}):\n")
         out.append(_hist.render(h.slots))
         out.append(_hist.summary(h.slots, h.count, h.total_ns) + "\n")
     sys.stdout.write("".join(out))
@@ -140,6 +142,11 @@ def _print(tracer: LatencyTracer, hists: list[Histogram], title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with ending_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     session = Session(args.pid, args.command, args.duration)
     status = Status()
     try:
@@ -159,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
                         last = now
                         next_report += args.interval
                 why = reason
-            except KeyboardInterrupt:
-                pass
+            except KeyboardInterrupt as exc:
+                why = interrupted_why(exc)
             hists = tracer.histograms()
             _print(tracer, hists, "total")
             print(f"\n{sum(h.count for h in hists)} calls ({why})", file=sys.stderr)

@@ -9,10 +9,15 @@ Forms::
     u:BINARY:PROVIDER:NAME              a USDT probe (its arguments typed from its notes)
     u:BINARY:PROVIDER:NAME(long i, ...) a USDT probe with named, typed arguments
 
-BINARY is split at the first ``:`` so C++ names (``ns::f``) keep theirs; a
-FUNC with ``*`` or ``?`` is a glob over the binary's functions. Parsing is
-pure: it touches no file and raises :class:`ProbeSyntaxError` (a ValueError)
-naming the part at fault.
+BINARY ends at the first ``:`` that is not part of a ``::``, so C++ names
+(``ns::f``) keep theirs; with ``-c`` a FUNC alone means the command's binary
+(``parse_probe(text, binary=...)``). A FUNC with ``*`` or ``?`` is a glob
+over the binary's functions. Every name ``pyprobe list symbols`` prints is a
+FUNC too, such as ``ns::compute(int, int)`` or ``f(std::string const&) const``:
+a parameter list of bare types is read as the demangled name first (see
+:attr:`ProbeSpec.full`), and its types type the arguments where they are C
+types. Parsing is pure: it touches no file and raises
+:class:`ProbeSyntaxError` (a ValueError) naming the part at fault.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["ArgType", "Param", "ProbeSpec", "ProbeSyntaxError", "format_value", "parse_probe", "parse_type"]
+__all__ = [
+    "ArgType", "Param", "ProbeSpec", "ProbeSyntaxError", "format_value", "parse_probe", "parse_type", "split_binary",
+]  # fmt: skip
 
 MAX_ARGS = 12
 """Six register arguments and six from the stack (bpf/probes/functrace.h)."""
@@ -120,6 +127,10 @@ class ProbeSpec(NamedTuple):
     params: tuple[Param, ...] | None = None
     ret: ArgType | None = None
     is_glob: bool = False
+    full: str = ""
+    """FUNC as written (spaces collapsed): looked up as a demangled name before ``function``."""
+    error: str = ""
+    """Why FUNC does not parse as a C signature, when it may still be a demangled name; raised if it is not."""
 
     @property
     def string_args(self) -> list[int]:
@@ -175,8 +186,68 @@ def _is_type_only(decl: str) -> bool:
     return " ".join(w for w in words if w not in _QUALIFIERS) in known
 
 
-def parse_probe(text: str) -> ProbeSpec:
-    """Parses one PROBE argument (see the module docstring); raises ProbeSyntaxError."""
+_TYPE_WORDS = set(_QUALIFIERS) | {"char", "short", "int", "long", "signed", "unsigned", "float", "double", "void",
+                                   "bool", "_Bool", "const&", "const*"}  # fmt: skip
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside ``<>``, ``()``, ``[]`` and ``{}``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "<([{":
+            depth += 1
+        elif ch in ">)]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _may_be_demangled(rest: str) -> bool:
+    """Whether ``rest`` (FUNC with its parentheses) can be a demangled C++ name: no parameter has a name."""
+    close_at = rest.rfind(")")
+    depth, open_at = 0, -1
+    for i in range(close_at, -1, -1):  # the '(' that opens the last parameter list
+        depth += {")": 1, "(": -1}.get(rest[i], 0)
+        if depth == 0:
+            open_at = i
+            break
+    if open_at <= 0:
+        return False
+    for decl in _top_level_split(rest[open_at + 1 : close_at]):
+        words = decl.replace("*", " * ").replace("&", " & ").split()
+        if len(words) < 2 or not _IDENT.match(words[-1]) or words[-1] in _TYPE_WORDS:
+            continue  # a bare type, or ends in *, &, > or a type word
+        if words[-1] in _SIGNED or words[-1] in _UNSIGNED or words[-2].endswith("::"):
+            continue
+        if not _is_type_only(decl):
+            return False  # a type followed by a name: a declaration, not a demangled name
+    return True
+
+
+def split_binary(probe: str) -> tuple[str, str] | None:
+    """(BINARY, FUNC...) of ``probe`` (without ``r:``/``p:``), split at the first ``:`` not in a ``::``.
+
+    None when the part before any ``(`` has no such colon (a FUNC alone, such as ``ns::f(int)``).
+    """
+    head = probe.split("(", 1)[0]
+    i = 0
+    while (i := head.find(":", i)) >= 0:
+        if head.startswith("::", i):
+            i += 2
+            continue
+        return probe[:i], probe[i + 1 :]
+    return None
+
+
+def parse_probe(text: str, *, binary: str | None = None) -> ProbeSpec:
+    """Parses one PROBE argument (see the module docstring); raises ProbeSyntaxError.
+
+    With ``binary`` (the ``-c`` command's), ``text`` is FUNC alone (after an
+    optional ``r:`` or ``p:``): a ``:`` in the binary's path cannot split it.
+    """
     probe = text.strip()
     if probe.startswith("u:"):
         head, paren, sig = probe[2:].partition("(")
@@ -194,10 +265,28 @@ def parse_probe(text: str) -> ProbeSpec:
         kind, probe = "return", probe[2:]
     elif probe.startswith("p:"):
         probe = probe[2:]
-    binary, sep, rest = probe.partition(":")
-    if not sep or not binary or not rest.strip():
-        raise ProbeSyntaxError(f"{text!r}: expected BINARY:FUNC (e.g. /usr/bin/true:main or libc:malloc)")
-    rest = rest.strip()
+    if binary is None:
+        split = split_binary(probe)
+        if split is None or not split[0] or not split[1].strip():
+            raise ProbeSyntaxError(f"{text!r}: expected BINARY:FUNC (e.g. /usr/bin/true:main or libc:malloc)")
+        binary, rest = split
+    else:
+        rest = probe
+    rest = " ".join(rest.split())
+    if not rest:
+        raise ProbeSyntaxError(f"{text!r}: missing function name")
+    try:
+        function, params, ret = _parse_function(rest, text)
+    except ProbeSyntaxError as exc:
+        if not _may_be_demangled(rest):
+            raise
+        return ProbeSpec(text, kind, binary, function=rest, full=rest, error=str(exc))
+    is_glob = any(c in function for c in "*?[")
+    return ProbeSpec(text, kind, binary, function=function, params=params, ret=ret, is_glob=is_glob, full=rest)
+
+
+def _parse_function(rest: str, text: str) -> tuple[str, tuple[Param, ...] | None, ArgType | None]:
+    """(function name, parameters, return type) of FUNC as a C declaration; raises ProbeSyntaxError."""
     params: tuple[Param, ...] | None = None
     ret: ArgType | None = None
     if "(" in rest:
@@ -222,8 +311,7 @@ def parse_probe(text: str) -> ProbeSpec:
     function = function.strip()
     if not function:
         raise ProbeSyntaxError(f"{text!r}: missing function name")
-    is_glob = any(c in function for c in "*?[")
-    return ProbeSpec(text, kind, binary, function=function, params=params, ret=ret, is_glob=is_glob)
+    return function, params, ret
 
 
 def _to_signed(raw: int, size: int) -> int:

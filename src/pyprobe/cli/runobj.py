@@ -52,12 +52,9 @@ class _PrintkFollower:
         self._thread.start()
 
     def _follow(self) -> None:
-        try:
-            while not self._stop.is_set():
-                for line in pyprobe.trace_pipe(timeout=0.2):
-                    self._queue.put(line)
-                    if self._stop.is_set():
-                        break
+        try:  # one open of trace_pipe for the whole run (each open would show in traced opens)
+            for line in pyprobe.trace_pipe(stop=self._stop):
+                self._queue.put(line)
         except Exception as exc:  # reported once by the main thread
             self._queue.put(exc)
 

@@ -12,6 +12,7 @@ records as ``struct ft_event`` from the object's BTF.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,16 +22,25 @@ import pyprobe
 from pyprobe import symbols
 from pyprobe._data import probe_file
 from pyprobe._record import Record
-from pyprobe.cli._session import Session, Status
-from pyprobe.cli.probespec import HEX, ArgType, Param, ProbeSpec, format_value, parse_probe
+from pyprobe.cli._session import Session, Status, ending_signals
+from pyprobe.cli.probespec import (
+    HEX,
+    ArgType,
+    Param,
+    ProbeSpec,
+    ProbeSyntaxError,
+    format_value,
+    parse_probe,
+    split_binary,
+)  # fmt: skip
 from pyprobe.symbols import Symbol
 from pyprobe.usdt import UsdtProbe
 
-__all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "run"]
+__all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "labels", "run"]
 
 # struct ft_config and the flags in bpf/probes/functrace.h
 MAX_STRS = 4
-FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS = 1, 2, 4
+FT_EV_ENTRY, FT_EV_RETURN, FT_EV_ARGS, FT_EV_STR_FAULT = 1, 2, 4, 8
 DRAIN_INTERVAL = 0.02
 """Seconds between looks at the ring: events after the first are submitted without waking the reader."""
 BATCH = 4096
@@ -39,6 +49,9 @@ RING_BYTES = 1 << 22
 """The ring's size (6000 events): with a wakeup once 64 KiB wait, a burst of 20000 calls loses none."""
 MULTI_THRESHOLD = 4
 """More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
+ENTRY_PLAIN = {"single": "functrace_entry", "multi": "functrace_entry_multi", "usdt": "functrace_usdt"}
+ENTRY_SLEEPABLE = {"single": "functrace_entry_s", "multi": "functrace_entry_multi_s", "usdt": "functrace_usdt_s"}
+"""The programs that read arguments (and so strings): plain, or sleepable (uprobe.s, Linux 6.0)."""
 NO_RETURN = frozenset({"_start"})
 """Entry points that never return; a glob skips them (see find_functions)."""
 
@@ -51,10 +64,19 @@ def add_symbol_hint(exc: pyprobe.AttachError, spec: ProbeSpec) -> pyprobe.Attach
     return exc
 
 
+def labels(syms: Sequence[Symbol]) -> list[str]:
+    """How each function is named in output: its bare name (``ns::f``), or with its parameter list
+    (``ns::f(int, int)``) where functions at different places share that bare name (overloads)."""
+    places: dict[str, set[tuple[str, int]]] = {}
+    for s in syms:
+        places.setdefault(s.bare, set()).add((s.binary, s.offset))
+    return [s.demangled if len(places[s.bare]) > 1 else s.bare for s in syms]
+
+
 class Function(Record):
     """One traced function or USDT probe: its index (the cookie), the probe that named it, what was found."""
 
-    __slots__ = ("calls", "index", "spec", "symbol", "usdt")
+    __slots__ = ("calls", "index", "label", "spec", "symbol", "usdt")
     _fields_ = ("index", "spec", "symbol", "usdt", "calls")
 
     def __init__(
@@ -65,6 +87,7 @@ class Function(Record):
         self.symbol = symbol
         self.usdt = usdt
         self.calls = calls
+        self.label = symbol.bare if symbol is not None else ""
 
     @property
     def binary(self) -> str:
@@ -84,9 +107,10 @@ class Function(Record):
 
     @property
     def display(self) -> str:
-        """The demangled name without its parameter list (``ns::f``), or ``provider:name``."""
+        """The demangled name without its parameter list (``ns::f``), with it where overloads are traced
+        together (``ns::f(int)``, see :func:`labels`), or ``provider:name``."""
         if self.symbol is not None:
-            return self.symbol.bare
+            return self.label
         return self.name
 
     @property
@@ -167,9 +191,14 @@ class Call:
         out: list[tuple[str, object]] = []
         slot = 0
         args = self.event.args
+        flags = self.event.flags
         for i, p in enumerate(self.function.params):
             text = None
             if p.type.kind == "string":
+                if slot < MAX_STRS and flags & (FT_EV_STR_FAULT << slot):
+                    out.append((p.name, f"<unreadable {args[i] & (1 << 64) - 1:#x}>"))
+                    slot += 1
+                    continue
                 text = bytes(self.event.strs[slot]) if slot < MAX_STRS else b""
                 slot += 1
             out.append((p.name, format_value(args[i], p.type, text, json=json_values)))
@@ -207,9 +236,64 @@ def find_functions(spec: ProbeSpec, pid: int | None) -> list[Symbol]:
                     context=f"trace {spec.text}",
                 )  # fmt: skip
             return found
+        if spec.error or spec.full != spec.function:
+            whole = _find_demangled(spec, pid)
+            if whole is not None:
+                return [whole]
+            if spec.error:  # neither a function of the binary nor a C signature
+                near = _near_names(spec, pid)
+                raise ProbeSyntaxError(
+                    f"{spec.error}; and no function of {symbols.resolve_binary(spec.binary, pid)} is named "
+                    f"{spec.full!r}" + (f"; did you mean {near}?" if near else "")
+                )
         return [symbols.resolve(spec.binary, spec.function, pid=pid)]
-    except (pyprobe.SymbolNotFoundError, pyprobe.AmbiguousSymbolError) as exc:
+    except pyprobe.SymbolNotFoundError as exc:
+        raise add_symbol_hint(_suggest(exc, spec, pid), spec) from None
+    except pyprobe.AmbiguousSymbolError as exc:
         raise add_symbol_hint(exc, spec) from None
+
+
+def _canonical(name: str) -> str:
+    """A demangled name with the spaces that do not separate two words dropped (``f(int,int)`` = ``f(int, int)``)."""
+    return re.sub(r"\s*([^\w\s])\s*", r"\1", " ".join(name.split()))
+
+
+def _find_demangled(spec: ProbeSpec, pid: int | None) -> Symbol | None:
+    """The function whose symbol or demangled name is FUNC as written (``ns::f(int, int)``), if one is."""
+    try:
+        return symbols.resolve(spec.binary, spec.full, pid=pid)
+    except pyprobe.SymbolNotFoundError:
+        pass
+    bare = spec.full.split("(", 1)[0].strip()
+    if not bare or any(c in bare for c in "*?[]"):
+        return None
+    want = _canonical(spec.full)
+    matches = {s.offset: s for s in symbols.find(spec.binary, bare, pid=pid) if _canonical(s.demangled) == want}
+    return next(iter(matches.values())) if len(matches) == 1 else None
+
+
+def _near_names(spec: ProbeSpec, pid: int | None) -> str:
+    """The functions whose names are near the one asked for (difflib), quoted and joined, or ``""``."""
+    import difflib
+
+    try:
+        everything = symbols.find(spec.binary, "*", pid=pid)
+    except pyprobe.AttachError:
+        return ""
+    want = spec.function.split("(", 1)[0].strip()
+    names = sorted({s.bare for s in everything} | {s.name for s in everything if not s.name.startswith("_Z")})
+    near = difflib.get_close_matches(want, names, n=3, cutoff=0.6)
+    if want in near:  # the bare name exists: its overloads are what is near
+        near = [s.demangled for s in everything if s.bare == want][:3]
+    return " or ".join(f"'{n}'" for n in near)
+
+
+def _suggest(exc: pyprobe.SymbolNotFoundError, spec: ProbeSpec, pid: int | None) -> pyprobe.SymbolNotFoundError:
+    """Adds the functions with names near the one not found to the error's hint."""
+    near = _near_names(spec, pid)
+    if near:
+        exc.hint = f"did you mean {near}?; {exc.hint}" if exc.hint else f"did you mean {near}?"
+    return exc
 
 
 def find_usdt(spec: ProbeSpec, pid: int | None) -> UsdtProbe:
@@ -279,6 +363,9 @@ class Tracer:
                     continue
                 taken[key] = Function(len(self.functions), spec, symbol=sym)
                 self.functions.append(taken[key])
+        traced = [f for f in self.functions if f.symbol is not None]
+        for f, label in zip(traced, labels([f.symbol for f in traced if f.symbol is not None]), strict=True):
+            f.label = label
         self.seen = 0
         self._status = status or Status()
         self._links: list[pyprobe.Link] = []
@@ -291,9 +378,16 @@ class Tracer:
         plan = {b: _plan(fs) for b, fs in per_binary.items()}
         obj = pyprobe.open(probe_file("functrace"))
         try:
-            wanted = {"functrace_usdt": any(f.usdt is not None for f in self.functions)}
-            wanted["functrace_entry"] = wanted["functrace_return"] = any(single for _, single in plan.values())
-            wanted["functrace_entry_multi"] = wanted["functrace_return_multi"] = any(m for m, _ in plan.values())
+            # the entry programs that read strings: sleepable where the kernel allows, so a string on a
+            # page the process has not touched yet is faulted in rather than lost
+            self._entry = ENTRY_SLEEPABLE if pyprobe.features.available("sleepable_uprobe") else ENTRY_PLAIN
+            single_used = any(single for _, single in plan.values())
+            multi_used = any(m for m, _ in plan.values())
+            wanted = {
+                self._entry["usdt"]: any(f.usdt is not None for f in self.functions),
+                self._entry["single"]: single_used, "functrace_return": single_used,
+                self._entry["multi"]: multi_used, "functrace_return_multi": multi_used,
+            }  # fmt: skip
             for name, prog in obj.programs.items():
                 prog.autoload = wanted.get(name, False)
             obj.maps["events"].max_entries = RING_BYTES
@@ -318,7 +412,7 @@ class Tracer:
             if f.usdt is not None:
                 self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.name} in {f.binary}")
                 self._links.append(
-                    obj.programs["functrace_usdt"].attach_usdt(
+                    obj.programs[self._entry["usdt"]].attach_usdt(
                         f.binary, f.usdt.provider, f.usdt.name, pid=self.pid, cookie=f.index
                     )
                 )
@@ -328,14 +422,14 @@ class Tracer:
                 if not chosen:
                     continue
                 self._status.update(f"attaching {len(chosen)} functions in {binary} with one uprobe_multi link...")
-                prog = obj.programs["functrace_return_multi" if retprobe else "functrace_entry_multi"]
+                prog = obj.programs["functrace_return_multi" if retprobe else self._entry["multi"]]
                 self._links.append(
                     prog.attach_uprobe_multi(
                         binary, [f.name for f in chosen], pid=self.pid, retprobe=retprobe,
                         cookies=[f.index for f in chosen],
                     )
                 )  # fmt: skip
-            entry, ret = obj.programs["functrace_entry"], obj.programs["functrace_return"]
+            entry, ret = obj.programs[self._entry["single"]], obj.programs["functrace_return"]
             for f in single:
                 assert f.symbol is not None
                 for prog, retprobe in ((entry, False), (ret, True)):
@@ -459,15 +553,22 @@ def add_parser(sub: Any) -> None:
 
 
 def resolve_specs(texts: Sequence[str], session: Session) -> list[ProbeSpec]:
-    """Parses PROBEs; a bare FUNC (no BINARY) with ``-c`` means the command's binary."""
+    """Parses PROBEs; a FUNC without BINARY (``f``, ``ns::f(int, int)``) with ``-c`` means the command's binary."""
     specs = []
     for text in texts:
-        prefix = text[:2] if text[:2] in ("r:", "p:") else ""
-        rest = text[len(prefix) :]
-        if session.child is not None and not text.startswith("u:") and ":" not in rest.split("(", 1)[0]:
-            text = f"{prefix}{session.child.executable}:{rest}"  # noqa: PLW2901
-        specs.append(parse_probe(text))
+        stripped = text.strip()
+        rest = stripped[2:] if stripped[:2] in ("r:", "p:") else stripped
+        if session.child is not None and not stripped.startswith("u:") and split_binary(rest) is None:
+            specs.append(parse_probe(text, binary=session.child.executable))
+        else:
+            specs.append(parse_probe(text))
     return specs
+
+
+def interrupted_why(exc: KeyboardInterrupt) -> str:
+    """How the summary names the end: ``interrupted`` (Ctrl-C) or ``ended by SIGTERM`` / ``SIGHUP``."""
+    name = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "SIGINT"
+    return "interrupted" if name == "SIGINT" else f"ended by {name}"
 
 
 def trace_loop(
@@ -487,13 +588,18 @@ def trace_loop(
             if reason is not None:
                 why = reason
                 break
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        why = interrupted_why(exc)
     on_calls(tracer.drain())
     return why
 
 
 def run(args: argparse.Namespace) -> int:
+    with ending_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     session = Session(args.pid, args.command, args.duration)
     status = Status()
     try:

@@ -113,8 +113,13 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
             return dict(zip(keys, values, strict=True))
 
     def to_numpy(self) -> tuple[Any, Any]:
-        """(keys, values) as numpy arrays with dtypes made from BTF. Needs numpy."""
-        import numpy as np
+        """(keys, values) as numpy arrays with dtypes made from BTF. Raises ImportError without numpy."""
+        try:
+            import numpy as np
+        except ImportError as exc:
+            from pyprobe._numpy import numpy_missing
+
+            raise numpy_missing("MapItems.to_numpy()") from exc
 
         from pyprobe.btf import numpy_dtype
 
