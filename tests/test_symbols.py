@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,79 @@ def test_errors_name_the_binary_and_the_name(tmp_path: Path) -> None:
         symbols.resolve(target("args8-stripped"), "overload")
     with pytest.raises(TypeError, match="function name"):
         symbols.resolve(target("utest"), "")
+
+
+def _seq_id(i: int) -> str:
+    """The substitution ``S<seq-id>_`` that names the ``i``-th substitutable component (0: ``S_``)."""
+    if i == 0:
+        return "S_"
+    digits, i, text = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", i - 1, ""
+    while True:
+        text, i = digits[i % 36] + text, i // 36
+        if not i:
+            return f"S{text}_"
+
+
+def exploding_symbol(levels: int, name: str = "f") -> str:
+    """A mangled name whose demangled form doubles with each level: a<a<..>, a<..>> through back-references.
+
+    22 levels take 230 bytes and demangle to 143 MB with libstdc++'s ``__cxa_demangle``.
+    """
+    return f"_Z{len(name)}{name}1aIiiE" + "".join(f"S_I{_seq_id(i + 1)}{_seq_id(i + 1)}E" for i in range(levels))
+
+
+def build_hostile_binary(tmp_path: Path, count: int, levels: int) -> Path:
+    """An executable holding ``count`` exploding C++ symbols beside ``ns::compute(int, int)`` and ``(double)``."""
+    lines = []
+    for i in range(count):
+        lines.append(f'void h{i}(void) __asm__("{exploding_symbol(levels, f"f{i}")}");\nvoid h{i}(void) {{}}')
+    lines.append('int compute_ii(int a, int b) __asm__("_ZN2ns7computeEii");')
+    lines.append("int compute_ii(int a, int b) { return a + b; }")
+    lines.append('double compute_d(double a) __asm__("_ZN2ns7computeEd");\ndouble compute_d(double a) { return a; }')
+    lines.append("int main(void) { return compute_ii(1, 2) + (int)compute_d(1.0); }")
+    src = tmp_path / "hostile.c"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "hostile"
+    subprocess.run(["cc", "-O0", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def test_hostile_symbols_demangle_in_bounded_time_and_memory(tmp_path: Path) -> None:
+    """Each of 40 symbols would demangle to 143 MB (seconds each): listing and lookups stay under 1 s and 64 MiB."""
+    binary = build_hostile_binary(tmp_path, count=40, levels=22)
+    code = f"""
+import resource, time
+from pyprobe import symbols
+from pyprobe.cli.main import main
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.monotonic()
+sym = symbols.resolve({str(binary)!r}, "ns::compute(int, int)")
+assert (sym.name, sym.demangled) == ("_ZN2ns7computeEii", "ns::compute(int, int)"), sym
+listed = symbols.elf_info({str(binary)!r}).symbols
+main(["list", "symbols", {str(binary)!r}])
+assert [s.name for s in symbols.find({str(binary)!r}, "ns::compute*")] == ["_ZN2ns7computeEii", "_ZN2ns7computeEd"]
+hostile = [s for s in listed if "1aIiiE" in s.name]
+assert len(hostile) == 40 and all(s.demangled == s.name for s in hostile)
+print("elapsed", time.monotonic() - start)
+print("grown", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = dict(line.split() for line in proc.stdout.splitlines() if line.startswith(("elapsed", "grown")))
+    assert float(figures["elapsed"]) < 1.0, figures
+    assert float(figures["grown"]) < 64, figures  # MiB
+    assert "ns::compute(int, int)  [_ZN2ns7computeEii]" in proc.stdout
+
+
+def test_lookup_demangles_only_the_symbols_that_spell_the_name(tmp_path: Path) -> None:
+    binary = build_hostile_binary(tmp_path, count=3, levels=6)
+    info = symbols.elf_info(str(binary))
+    symbols._demangle.cache_clear()
+    assert symbols.resolve(binary, "ns::compute(double)").name == "_ZN2ns7computeEd"
+    assert symbols._demangle.cache_info().currsize == 2  # the two ns::compute, none of the f<N>
+    with pytest.raises(pyprobe.AmbiguousSymbolError, match="'ns::compute' matches 2 functions"):
+        symbols.resolve(binary, "ns::compute")
+    assert info.entries and all(isinstance(e.name, str) for e in info.entries)
+    assert symbols.demangle(exploding_symbol(6)).startswith("f(a<int, int>, a<a<int, int>")  # short: demangled
+    assert symbols.demangle(exploding_symbol(22)) == exploding_symbol(22)  # too long: kept raw
+    assert symbols.demangle("_Z" + "x" * (symbols.MANGLED_MAX + 1)) == "_Z" + "x" * (symbols.MANGLED_MAX + 1)

@@ -8,6 +8,15 @@ demangled by libstdc++'s own ``__cxa_demangle``), then the bare name
 that matches functions at several addresses raises
 :class:`~pyprobe.AmbiguousSymbolError` listing them.
 
+Symbol names are untrusted input: a crafted mangled name can demangle to
+gigabytes (back-references that nest). Names are demangled only when needed
+(a lookup by demangled or bare name demangles only the symbols whose mangled
+name spells the function's identifier; listing demangles each once), and the
+demangler stops at a bounded output length (:data:`DEMANGLED_MAX`, and at
+most :data:`DEMANGLE_RATIO` times the mangled length), so a symbol table
+costs time and memory in proportion to its size. A name that would demangle
+past that bound, or longer than :data:`MANGLED_MAX`, keeps its raw form.
+
 A ``binary`` is a path, or a library name (``libc.so.6``, ``libc``) found as
 the dynamic loader would (``ld.so.cache``, then the standard directories).
 With a ``pid`` it is looked up in that process's mappings (``/proc/PID/maps``)
@@ -53,8 +62,22 @@ class Symbol(NamedTuple):
         return _bare(self.demangled)
 
 
+MANGLED_MAX = 16384
+"""Longest mangled name demangled (the demangler's tables take stack in proportion to it)."""
+DEMANGLED_MAX = 65536
+"""Longest demangled name produced; a name that would demangle longer keeps its raw form."""
+DEMANGLE_RATIO = 32
+"""A demangled name may also be at most this many times its mangled length (at least 1024 bytes)."""
+_FIRST_TRY = 512
+
+
 def demangle(name: str) -> str:
-    """The demangled form of a C++ (Itanium ABI) symbol, or ``name`` unchanged when it is not one."""
+    """The demangled form of a C++ (Itanium ABI) symbol, or ``name`` unchanged when it is not one.
+
+    Bounded: a name longer than :data:`MANGLED_MAX`, or one whose demangled
+    form would pass :data:`DEMANGLED_MAX` bytes (or :data:`DEMANGLE_RATIO`
+    times its own length), comes back unchanged, whatever it encodes.
+    """
     if not name.startswith("_Z"):
         return name
     return _demangle(name)
@@ -62,16 +85,53 @@ def demangle(name: str) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _demangle(name: str) -> str:
-    size = 256
-    raw = name.encode()
+    codec = "latin-1" if max(name) <= "\xff" else "utf-8"  # symbol tables are read as latin-1
+    raw = name.encode(codec, "surrogateescape")
+    if len(raw) > MANGLED_MAX or b"\0" in raw:
+        return name
+    limit = min(DEMANGLED_MAX, max(1024, DEMANGLE_RATIO * len(raw))) + 1
+    size = min(_FIRST_TRY, limit)
     while True:
         buf = ffi.new("char[]", size)
         n = int(lib.pyprobe_demangle(raw, buf, size))
-        if n < 0:
+        if n == -1:
             return name
-        if n < size:
-            return str(ffi.string(buf).decode("utf-8", "replace"))
-        size = n + 1
+        if n >= 0:
+            return str(ffi.string(buf, n).decode(codec, "replace"))
+        if size >= limit:
+            return name
+        size = limit
+
+
+_NOT_SPELLED = frozenset(
+    {"operator", "std", "allocator", "basic_string", "string", "basic_istream", "basic_ostream",
+     "basic_iostream", "istream", "ostream", "iostream", "char_traits"}
+)  # fmt: skip
+"""Identifiers that a mangled name may not spell out as ``<length><identifier>`` (``Sa``, ``Ss``, operators)."""
+
+
+def _spelled(name: str) -> str | None:
+    """The ``<length><identifier>`` every mangled name that demangles to ``name`` (or to ``name(...)``) holds.
+
+    That is the function's own identifier (``compute`` in ``ns::compute(int)``:
+    ``7compute``), its template arguments left out; None when there is no such
+    identifier (operators, names from the standard abbreviations) and every
+    mangled name must be demangled to find it.
+    """
+    bare = _bare(name)
+    out: list[str] = []
+    depth = 0
+    for ch in bare:
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    words = re.findall(r"[A-Za-z_$][A-Za-z0-9_$]*", "".join(out))
+    if not words or words[-1] in _NOT_SPELLED or "operator" in words:
+        return None
+    return f"{len(words[-1])}{words[-1]}"
 
 
 def _bare(demangled: str) -> str:
@@ -90,14 +150,27 @@ def _bare(demangled: str) -> str:
 _Index = tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]
 
 
-class ElfInfo(FrozenRecord):
-    """What pyprobe needs from one ELF file: its function symbols and a few facts."""
+class SymbolEntry(NamedTuple):
+    """A function symbol as read from a symbol table, not yet demangled."""
 
-    __slots__ = ("_index", "has_symtab", "is_go", "machine", "path", "segments", "symbols")
-    _fields_ = ("path", "symbols", "has_symtab", "is_go", "machine", "segments")
+    name: str
+    offset: int
+    size: int
+    address: int
+
+
+class ElfInfo(FrozenRecord):
+    """What pyprobe needs from one ELF file: its function symbols and a few facts.
+
+    ``entries`` are the raw function symbols; ``symbols`` demangles them all
+    (once, bounded: see :func:`demangle`), :meth:`lookup` only those a name needs.
+    """
+
+    __slots__ = ("_by_name", "_index", "_symbols", "entries", "has_symtab", "is_go", "machine", "path", "segments")
+    _fields_ = ("path", "entries", "has_symtab", "is_go", "machine", "segments")
 
     path: str
-    symbols: tuple[Symbol, ...]
+    entries: tuple[SymbolEntry, ...]
     has_symtab: bool
     is_go: bool
     machine: str
@@ -105,18 +178,34 @@ class ElfInfo(FrozenRecord):
     """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
 
     def __init__(
-        self, path: str, symbols: tuple[Symbol, ...], has_symtab: bool, is_go: bool, machine: str,
+        self, path: str, entries: tuple[SymbolEntry, ...], has_symtab: bool, is_go: bool, machine: str,
         segments: tuple[tuple[int, int, int, int], ...],
     ) -> None:  # fmt: skip
-        for name, value in zip(self._fields_, (path, symbols, has_symtab, is_go, machine, segments), strict=True):
+        for name, value in zip(self._fields_, (path, entries, has_symtab, is_go, machine, segments), strict=True):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_index", None)
+        object.__setattr__(self, "_symbols", None)
+        object.__setattr__(self, "_by_name", None)
 
     _index: _Index | None
+    _symbols: tuple[Symbol, ...] | None
+    _by_name: dict[str, list[SymbolEntry]] | None
+
+    def _symbol(self, entry: SymbolEntry) -> Symbol:
+        return Symbol(entry.name, demangle(entry.name), entry.offset, entry.size, self.path, entry.address)
+
+    @property
+    def symbols(self) -> tuple[Symbol, ...]:
+        """Every function symbol, demangled (each name once, bounded), by offset."""
+        found = self._symbols
+        if found is None:
+            found = tuple(self._symbol(e) for e in self.entries)
+            object.__setattr__(self, "_symbols", found)
+        return found
 
     @property
     def index(self) -> _Index:
-        """Symbols by name, by demangled name and by bare name (built once per file)."""
+        """Symbols by name, by demangled name and by bare name (built once per file; demangles every symbol)."""
         index: _Index | None = self._index
         if index is None:
             index = self._build_index()
@@ -132,6 +221,35 @@ class ElfInfo(FrozenRecord):
             by_demangled.setdefault(sym.demangled, []).append(sym)
             by_bare.setdefault(_bare(sym.demangled), []).append(sym)
         return by_name, by_demangled, by_bare
+
+    def lookup(self, name: str) -> tuple[list[Symbol], list[Symbol], list[Symbol]]:
+        """The symbols whose raw, demangled and bare names are ``name``.
+
+        Demangles only the C++ symbols whose mangled name spells the
+        identifier ``name`` ends with (see :func:`_spelled`), and none when
+        ``name`` is a raw symbol.
+        """
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for entry in self.entries:
+                by_name.setdefault(entry.name, []).append(entry)
+            object.__setattr__(self, "_by_name", by_name)
+        exact = [self._symbol(e) for e in by_name.get(name, [])]
+        if exact:
+            return exact, [], []
+        spelled = _spelled(name)
+        by_demangled: list[Symbol] = []
+        by_bare: list[Symbol] = []
+        for entry in self.entries:
+            if entry.name.startswith("_Z") and spelled is not None and spelled not in entry.name:
+                continue
+            text = demangle(entry.name)
+            if text == name:
+                by_demangled.append(self._symbol(entry))
+            elif _bare(text) == name:
+                by_bare.append(self._symbol(entry))
+        return exact, by_demangled, by_bare
 
     def vaddr_to_offset(self, vaddr: int) -> int | None:
         """File offset of virtual address ``vaddr``, or None when no loaded segment holds it."""
@@ -172,7 +290,7 @@ def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
                 has_symtab = has_symtab or name == ".symtab"
                 info.add_table(elf, section)
             is_go = any(elf.section(n) is not None for n in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
-            return ElfInfo(path, info.symbols(), has_symtab, is_go, elf.machine, segments)
+            return ElfInfo(path, info.entries(), has_symtab, is_go, elf.machine, segments)
         except ElfFormatError as exc:
             raise _err(AttachError, errno.ENOEXEC, f"{path} is not a valid ELF file ({exc})", context) from None
 
@@ -185,7 +303,7 @@ class _ElfBuilder:
     def __init__(self, path: str, segments: tuple[tuple[int, int, int, int], ...]) -> None:
         self.path = path
         self.segments = segments
-        self.seen: dict[tuple[str, int], Symbol] = {}
+        self.seen: dict[tuple[str, int], SymbolEntry] = {}
 
     def add_table(self, elf: ElfFile, section: ElfSection) -> None:
         strtab = elf.strings(section.link)
@@ -202,7 +320,7 @@ class _ElfBuilder:
             offset = self._offset(value)
             if offset is None:
                 continue
-            self.seen[key] = Symbol(name, demangle(name), offset, size, self.path, value)
+            self.seen[key] = SymbolEntry(name, offset, size, value)
 
     def _offset(self, vaddr: int) -> int | None:
         for start, memsz, offset, filesz in self.segments:
@@ -210,7 +328,7 @@ class _ElfBuilder:
                 return vaddr - start + offset
         return None
 
-    def symbols(self) -> tuple[Symbol, ...]:
+    def entries(self) -> tuple[SymbolEntry, ...]:
         return tuple(sorted(self.seen.values(), key=lambda s: (s.offset, s.name)))
 
 
@@ -402,8 +520,7 @@ def resolve(binary: str | os.PathLike[str], name: str, pid: int | None = None) -
     path = resolve_binary(binary, pid)
     info = elf_info(path)
     context = f"find function '{name}' in {path}"
-    for table in info.index:
-        matches = table.get(name, [])
+    for matches in info.lookup(name):
         if not matches:
             continue
         by_offset: dict[int, Symbol] = {}
