@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,46 @@ def test_lookup_demangles_only_the_symbols_that_spell_the_name(tmp_path: Path) -
     assert symbols.demangle(exploding_symbol(6)).startswith("f(a<int, int>, a<a<int, int>")  # short: demangled
     assert symbols.demangle(exploding_symbol(22)) == exploding_symbol(22)  # too long: kept raw
     assert symbols.demangle("_Z" + "x" * (symbols.MANGLED_MAX + 1)) == "_Z" + "x" * (symbols.MANGLED_MAX + 1)
+
+
+@pytest.fixture
+def chrooted(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A process chrooted into a tree that holds a copy of utest as /usr/bin/env and two absolute links to it."""
+    tree = tmp_path / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "opt").mkdir()
+    shutil.copy(target("utest"), tree / "usr/bin/env")  # the host's /usr/bin/env is another program
+    (tree / "usr/bin/app").symlink_to("/usr/bin/env")  # absolute: means the tree's env inside the chroot
+    (tree / "opt/up").symlink_to("../../../usr/bin/env")  # '..' stops at the chroot's root
+    code = "import os, sys, time; os.chroot(sys.argv[1]); os.chdir('/'); print('in', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tree)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"in\n"
+        assert os.readlink(f"/proc/{proc.pid}/root") == str(tree)
+        yield proc.pid, tree
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_paths_resolve_inside_the_process_root(chrooted: tuple[int, Path]) -> None:
+    pid, tree = chrooted
+    copy = os.stat(tree / "usr/bin/env")
+    for name in ("/usr/bin/app", "/opt/up", "/usr/bin/env", "/usr/../usr/bin/./app"):
+        path = symbols.resolve_binary(name, pid)
+        assert path.startswith(f"/proc/{pid}/root/"), path
+        st = os.stat(path)
+        assert (st.st_dev, st.st_ino) == (copy.st_dev, copy.st_ino), name  # the tree's file, not the host's
+        assert symbols.resolve(name, "utest_add", pid=pid).binary == path
+
+
+def test_a_path_missing_in_the_process_root_is_an_error(chrooted: tuple[int, Path]) -> None:
+    pid, tree = chrooted
+    assert os.path.exists("/usr/bin/true")  # on the host, not in the tree
+    with pytest.raises(pyprobe.BinaryNotFoundError, match=f"no such file in the root of pid {pid}: /usr/bin/true"):
+        symbols.resolve_binary("/usr/bin/true", pid)
+    with pytest.raises(FileNotFoundError, match=f"pid {pid}"):
+        symbols.resolve("/usr/bin/true", "main", pid=pid)
+    (tree / "usr/bin/loop").symlink_to("/usr/bin/loop")
+    with pytest.raises(pyprobe.AttachError, match="too many symbolic links"):
+        symbols.resolve_binary("/usr/bin/loop", pid)

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, ElfSection, cstring
 from pyprobe._ffi import ffi, lib
 from pyprobe._record import FrozenRecord
-from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
+from pyprobe.errors import AmbiguousSymbolError, AttachError, BinaryNotFoundError, SymbolNotFoundError
 
 __all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
 
@@ -265,7 +265,7 @@ def _err(cls: type[AttachError], err: int, message: str, context: str, **kw: Any
 
 def _check_file(path: str, context: str) -> None:
     if not os.path.exists(path):
-        raise _err(AttachError, errno.ENOENT, f"no such file: {path}", context)
+        raise _err(BinaryNotFoundError, errno.ENOENT, f"no such file: {path}", context)
     if os.path.isdir(path):
         raise _err(AttachError, errno.EISDIR, f"{path} is a directory, not an ELF binary", context)
     if not os.access(path, os.R_OK):
@@ -424,6 +424,58 @@ def _process_root(pid: int) -> str:
     return root
 
 
+_MAX_LINKS = 40
+"""Symbolic links followed in one path before ELOOP, as the kernel does."""
+
+
+def _in_root(pid: int, path: str, context: str) -> str:
+    """The absolute ``path`` as process ``pid`` sees it, opened through ``/proc/PID/root``.
+
+    Resolves the path inside the process's root as ``openat2(RESOLVE_IN_ROOT)``
+    does: a symbolic link is followed there (an absolute one from that root,
+    ``..`` stops at it), never out to this process's files; the result holds no
+    link after ``/proc/PID/root``, so the kernel opens the same file. Returns
+    ``path`` itself when the process shares this one's root. Raises
+    :class:`~pyprobe.BinaryNotFoundError` naming the path and the pid when
+    the file is not there, AttachError (ELOOP, ENOTDIR, EACCES) for a path
+    that cannot be resolved.
+    """
+    root = _process_root(pid)
+    if not root:
+        return path
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    todo.reverse()
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = root + "/" + "/".join([*done, part])
+        try:
+            target = os.readlink(here)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # a file or directory, not a link
+                done.append(part)
+                continue
+            where = "/" + "/".join([*done, part])
+            if exc.errno == errno.ENOENT:
+                missing = f"no such file in the root of pid {pid}: {path}"
+                missing += f" ({where} is missing)" if where != path else ""
+                raise _err(BinaryNotFoundError, errno.ENOENT, missing, context) from None
+            raise _err(AttachError, exc.errno or errno.EIO, f"{path} in the root of pid {pid}: {where}: {exc.strerror}",
+                       context) from None  # fmt: skip
+        links += 1
+        if links > _MAX_LINKS:
+            raise _err(AttachError, errno.ELOOP, f"{path} in the root of pid {pid}: too many symbolic links", context)
+        if target.startswith("/"):
+            done = []
+        todo.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+    return root + "/" + "/".join(done)
+
+
 def _check_pid(pid: int, context: str) -> int:
     real = os.getpid() if pid == 0 else pid
     if not isinstance(pid, int) or pid < -1:
@@ -456,8 +508,13 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     ``binary`` is a path or a library name (``libc.so.6``, ``libc``) found as
     the dynamic loader would; a bare program name is then looked up in PATH.
     With ``pid`` (> 0) a library name is looked up in the process's mappings
-    and every path is opened through ``/proc/PID/root``. Raises
-    :class:`~pyprobe.AttachError` (ENOENT, EISDIR, ESRCH) naming the binary.
+    and every path is resolved inside the process's root and opened through
+    ``/proc/PID/root`` (see :func:`_in_root`: a container's symbolic links
+    stay in the container, and a file missing there is an error, not the
+    host's file of that name). Raises :class:`~pyprobe.BinaryNotFoundError`
+    (an AttachError and a FileNotFoundError) naming the binary (and the pid)
+    when it is not there, :class:`~pyprobe.AttachError` (EISDIR, ESRCH, ELOOP)
+    otherwise.
     """
     name = os.fspath(binary)
     if not isinstance(name, str) or not name:
@@ -465,17 +522,13 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     context = f"find binary '{name}'" + (f" for pid {pid}" if pid not in (None, -1) else "")
     real_pid = _check_pid(pid, context) if pid is not None and pid != -1 else -1
     if "/" in name:
-        if real_pid > 0 and os.path.isabs(name):
-            root = _process_root(real_pid)
-            path = root + name if os.path.exists(root + name) else name
-        else:
-            path = os.path.abspath(name)
+        path = _in_root(real_pid, name, context) if real_pid > 0 and os.path.isabs(name) else os.path.abspath(name)
         _check_file(path, context)
         return path
     if real_pid > 0:
         for mapped in _mapped_files(real_pid):
             if _library_matches(name, os.path.basename(mapped)):
-                path = _process_root(real_pid) + mapped
+                path = _in_root(real_pid, mapped, context)
                 _check_file(path, context)
                 return path
     found = _find_library(name)
@@ -486,16 +539,16 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     if found is None:
         where = f" (nor mapped by pid {pid})" if real_pid > 0 else ""
         raise _err(
-            AttachError, errno.ENOENT,
+            BinaryNotFoundError, errno.ENOENT,
             f"no file, library or program named '{name}' (searched ld.so.cache, the standard library "
             f"directories and PATH){where}",
             context,
         )  # fmt: skip
-    path = found
-    if real_pid > 0 and os.path.exists(_process_root(real_pid) + path):
-        path = _process_root(real_pid) + path
+    path = os.path.abspath(found)
+    if real_pid > 0:
+        path = _in_root(real_pid, path, context)
     _check_file(path, context)
-    return os.path.abspath(path)
+    return path
 
 
 # --- symbol lookup -----------------------------------------------------------------
