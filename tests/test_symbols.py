@@ -154,6 +154,7 @@ print("grown", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 102
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = dict(line.split() for line in proc.stdout.splitlines() if line.startswith(("elapsed", "grown")))
+    print(figures)
     assert float(figures["elapsed"]) < 1.0, figures
     assert float(figures["grown"]) < 64, figures  # MiB
     assert "ns::compute(int, int)  [_ZN2ns7computeEii]" in proc.stdout
