@@ -510,7 +510,9 @@ class Btf:
             if m.name:
                 names.append(fname)
                 layout.append((fname, offset, ctype))
-            elif isinstance(ctype, type) and issubclass(ctype, _BtfComposite):
+            elif not _subclass(ctype, (ctypes.Structure, ctypes.Union)):
+                pass  # an unnamed scalar or array: ctypes promotes only structs and unions; it stays unnamed
+            else:
                 anonymous.append(fname)
                 inner_names = getattr(ctype, "_btf_members_", ())
                 names.extend(inner_names)
@@ -614,5 +616,5 @@ def numpy_dtype(ctype: Any) -> Any:
     return np.dtype(ct)
 
 
-def _subclass(t: Any, base: type) -> bool:
+def _subclass(t: Any, base: type | tuple[type, ...]) -> bool:
     return isinstance(t, type) and issubclass(t, base)
