@@ -215,3 +215,24 @@ def test_a_path_missing_in_the_process_root_is_an_error(chrooted: tuple[int, Pat
     (tree / "usr/bin/loop").symlink_to("/usr/bin/loop")
     with pytest.raises(pyprobe.AttachError, match="too many symbolic links"):
         symbols.resolve_binary("/usr/bin/loop", pid)
+
+
+def test_the_identifier_a_lookup_filters_by_is_in_every_mangled_name_it_must_find() -> None:
+    """For every C++ function of libstdc++ and the C++ targets, both its names spell what the filter looks for."""
+    checked = 0
+    for binary in ("libstdc++.so.6", str(target("args8")), str(target("utest"))):
+        for sym in symbols.elf_info(symbols.resolve_binary(binary)).symbols:
+            if not sym.name.startswith("_Z") or sym.demangled == sym.name:
+                continue
+            for wanted in (sym.demangled, sym.bare):
+                spelled = symbols._spelled(wanted)
+                assert spelled is None or spelled in sym.name, (sym.name, wanted, spelled)
+            checked += 1
+    assert checked > 1000
+    assert symbols._spelled("ns::compute(int, int)") == "7compute"
+    assert symbols._spelled("int f<int>(int)") == "1f"
+    assert symbols._spelled("foo[abi:cxx11](int)") == "3foo"
+    assert symbols._spelled("Foo::~Foo()") == "3Foo"
+    for none in ("main::{lambda(int)#1}::operator()(int) const", "ns::operator<<(int)", "(anonymous namespace)::f()",
+                 "std::allocator<char>::allocator()", "operator new(unsigned long)"):  # fmt: skip
+        assert symbols._spelled(none) is None, none

@@ -110,28 +110,34 @@ _NOT_SPELLED = frozenset(
 """Identifiers that a mangled name may not spell out as ``<length><identifier>`` (``Sa``, ``Ss``, operators)."""
 
 
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z_$][\w$]*::)*~?([A-Za-z_$][\w$]*)(?:\[abi:[\w$]+\])*")
+
+
 def _spelled(name: str) -> str | None:
     """The ``<length><identifier>`` every mangled name that demangles to ``name`` (or to ``name(...)``) holds.
 
     That is the function's own identifier (``compute`` in ``ns::compute(int)``:
-    ``7compute``), its template arguments left out; None when there is no such
-    identifier (operators, names from the standard abbreviations) and every
-    mangled name must be demangled to find it.
+    ``7compute``), its template arguments and a return type left out; None
+    when the name is anything but a plain qualified name (operators, lambdas,
+    anonymous namespaces, names from the standard abbreviations such as
+    ``std::allocator``) and every mangled name must be demangled to find it.
     """
-    bare = _bare(name)
     out: list[str] = []
     depth = 0
-    for ch in bare:
+    for ch in _bare(name):
         if ch == "<":
             depth += 1
         elif ch == ">":
             depth = max(0, depth - 1)
         elif depth == 0:
             out.append(ch)
-    words = re.findall(r"[A-Za-z_$][A-Za-z0-9_$]*", "".join(out))
-    if not words or words[-1] in _NOT_SPELLED or "operator" in words:
+    words = "".join(out).split()
+    if not words or "operator" in "".join(out):
         return None
-    return f"{len(words[-1])}{words[-1]}"
+    match = _PLAIN_NAME.fullmatch(words[-1])
+    if match is None or match[1] in _NOT_SPELLED:
+        return None
+    return f"{len(match[1])}{match[1]}"
 
 
 def _bare(demangled: str) -> str:
