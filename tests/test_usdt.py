@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +75,21 @@ def test_usdt_unknown_probe_lists_what_the_binary_has() -> None:
         with pytest.raises(pyprobe.SymbolNotFoundError, match=r"no USDT probe pyprobe_test:nope .*pyprobe_test:tick"):
             obj.programs["on_tick"].attach_usdt(target("usdt_target"), "pyprobe_test", "nope")
         assert obj.links == []
+
+
+def test_notes_that_are_not_utf8_are_listed_with_escapes(tmp_path: Path) -> None:
+    data = bytearray(target("usdt_target").read_bytes())
+    at = data.find(b"pyprobe_test\0tick\0")
+    assert at > 0
+    data[at] = 0xFF  # the provider's first byte
+    data[at + len(b"pyprobe_test\0")] = 0xFE  # the name's
+    data[at + len(b"pyprobe_test\0tick\0")] = 0x80  # the arguments'
+    patched = tmp_path / "usdt_target"
+    patched.write_bytes(bytes(data))
+    found = {(p.provider, p.name): p for p in pyprobe.usdt.probes(patched)}
+    assert set(found) == {("\\xffyprobe_test", "\\xfeick"), ("pyprobe_test", "gated")}
+    assert found["\\xffyprobe_test", "\\xfeick"].arguments[0].spec.startswith("\\x80")
+    out = subprocess.run(
+        [sys.executable, "-m", "pyprobe", "list", "usdt", str(patched)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "\\xffyprobe_test" in out and "gated" in out

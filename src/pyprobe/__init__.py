@@ -17,6 +17,7 @@ from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
 from pyprobe.errors import (
     AmbiguousSymbolError,
     AttachError,
+    BinaryNotFoundError,
     BpfError,
     BpfPermissionError,
     KeyNotFoundError,
@@ -89,6 +90,7 @@ __all__ = [
     "ArrayOfMaps",
     "AttachError",
     "AttachType",
+    "BinaryNotFoundError",
     "BloomFilterMap",
     "Batch",
     "BpfError",

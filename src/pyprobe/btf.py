@@ -181,6 +181,19 @@ class BtfUnion(_BtfComposite, ctypes.Union):
         __setattr__: None  # type: ignore[misc, assignment]
 
 
+_CLASS_ATTRIBUTES = frozenset(
+    {n for n in set(dir(BtfStruct)) | set(dir(BtfUnion)) | set(dir(type(BtfStruct))) if n.startswith("_") or
+     callable(getattr(BtfStruct, n, None)) or callable(getattr(BtfUnion, n, None))}
+    | {"_fields_", "_pack_", "_anonymous_", "_align_", "_layout_", "_swappedbytes_", "_btf_id_", "_btf_layout_",
+       "_btf_members_", "_btf_name_", "__module__", "__qualname__", "__dict__", "__weakref__", "__slots__"}
+)  # fmt: skip
+"""Names a member may not take in a class made from BTF (it would replace the class's own): it gets another."""
+
+
+def _reserved(name: str) -> bool:
+    return name in _CLASS_ATTRIBUTES or (name.startswith("__") and name.endswith("__"))
+
+
 def to_python(value: Any) -> Any:
     """A decoded ctypes value as plain Python: structs to dicts, arrays to lists, scalars as they are."""
     if isinstance(value, _BtfComposite):
@@ -458,25 +471,47 @@ class Btf:
         names: list[str] = []
         layout: list[tuple[str, int, Any]] = []
         expected: list[tuple[str, int]] = []
+        taken = {m.name for m in rec.members if m.name and not _reserved(m.name)}
+
+        def attribute(name: str) -> str:
+            """``name``, or a new one when it would replace an attribute the class needs (``__class__``)."""
+            if not _reserved(name):
+                return name
+            found = "_" + name.lstrip("_") if name.startswith("__") else name + "_"
+            while found in taken or _reserved(found):
+                found += "_"
+            taken.add(found)
+            return found
+
+        def internal(prefix: str) -> str:
+            found = prefix
+            while found in taken or _reserved(found):
+                found += "_"
+            taken.add(found)
+            return found
+
         cursor = 0
         for index, m in enumerate(rec.members):
             if m.bitfield_size or m.bit_offset % 8:
                 mrec = self.resolve(m.type_id)
                 signed = bool(mrec.int_encoding & _INT_SIGNED) if mrec.kind == Kind.INT else mrec.signed
                 bits = m.bitfield_size or 8 * mrec.size
-                props[m.name or f"_bitfield{index}"] = _bitfield(m.bit_offset, bits, signed, m.name)
-                names.append(m.name or f"_bitfield{index}")
+                bname = attribute(m.name) if m.name else internal(f"_bitfield{index}")
+                props[bname] = _bitfield(m.bit_offset, bits, signed, m.name)
+                names.append(bname)
                 continue
             offset = m.bit_offset // 8
             ctype = self.type_by_id(m.type_id)
             if offset > cursor and not is_union:
-                fields.append((f"_pad{index}", ctypes.c_uint8 * (offset - cursor)))
-            fname = m.name or f"_anon{index}"
+                fields.append((internal(f"_pad{index}"), ctypes.c_uint8 * (offset - cursor)))
+            fname = attribute(m.name) if m.name else internal(f"_anon{index}")
             fields.append((fname, ctype))
             expected.append((fname, offset))
             if m.name:
-                names.append(m.name)
-                layout.append((m.name, offset, ctype))
+                names.append(fname)
+                layout.append((fname, offset, ctype))
+            elif not _subclass(ctype, (ctypes.Structure, ctypes.Union)):
+                pass  # an unnamed scalar or array: ctypes promotes only structs and unions; it stays unnamed
             else:
                 anonymous.append(fname)
                 inner_names = getattr(ctype, "_btf_members_", ())
@@ -489,9 +524,9 @@ class Btf:
                         props[iname] = _forward(fname, iname)
             cursor = max(cursor, offset + ctypes.sizeof(ctype))
         if cursor < rec.size and not is_union:
-            fields.append(("_pad_end", ctypes.c_uint8 * (rec.size - cursor)))
+            fields.append((internal("_pad_end"), ctypes.c_uint8 * (rec.size - cursor)))
         if is_union and rec.size:
-            fields.append(("_raw", ctypes.c_uint8 * rec.size))
+            fields.append((internal("_raw"), ctypes.c_uint8 * rec.size))
         base: Any = BtfUnion if is_union else BtfStruct
         cls_name = rec.name or f"anon_{'union' if is_union else 'struct'}_{rec.id}"
         attrs: dict[str, Any] = {
@@ -583,5 +618,5 @@ def numpy_dtype(ctype: Any) -> Any:
     return np.dtype(ct)
 
 
-def _subclass(t: Any, base: type) -> bool:
+def _subclass(t: Any, base: type | tuple[type, ...]) -> bool:
     return isinstance(t, type) and issubclass(t, base)

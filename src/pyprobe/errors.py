@@ -80,6 +80,13 @@ class SymbolNotFoundError(AttachError, LookupError):
     """No such function in the binary."""
 
 
+class BinaryNotFoundError(AttachError, FileNotFoundError):
+    """No such binary (for a pid: no such file inside the process's root); the message names it and the pid."""
+
+
+BinaryNotFoundError.__module__ = "pyprobe"
+
+
 class AmbiguousSymbolError(AttachError, LookupError):
     """A bare name matched several functions; ``candidates`` lists them."""
 

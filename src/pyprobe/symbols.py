@@ -8,6 +8,15 @@ demangled by libstdc++'s own ``__cxa_demangle``), then the bare name
 that matches functions at several addresses raises
 :class:`~pyprobe.AmbiguousSymbolError` listing them.
 
+Symbol names are untrusted input: a crafted mangled name can demangle to
+gigabytes (back-references that nest). Names are demangled only when needed
+(a lookup by demangled or bare name demangles only the symbols whose mangled
+name spells the function's identifier; listing demangles each once), and the
+demangler stops at a bounded output length (:data:`DEMANGLED_MAX`, and at
+most :data:`DEMANGLE_RATIO` times the mangled length), so a symbol table
+costs time and memory in proportion to its size. A name that would demangle
+past that bound, or longer than :data:`MANGLED_MAX`, keeps its raw form.
+
 A ``binary`` is a path, or a library name (``libc.so.6``, ``libc``) found as
 the dynamic loader would (``ld.so.cache``, then the standard directories).
 With a ``pid`` it is looked up in that process's mappings (``/proc/PID/maps``)
@@ -27,7 +36,7 @@ from typing import Any, NamedTuple
 from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, ElfSection, cstring
 from pyprobe._ffi import ffi, lib
 from pyprobe._record import FrozenRecord
-from pyprobe.errors import AmbiguousSymbolError, AttachError, SymbolNotFoundError
+from pyprobe.errors import AmbiguousSymbolError, AttachError, BinaryNotFoundError, SymbolNotFoundError
 
 __all__ = ["ElfInfo", "Symbol", "demangle", "find", "is_go_binary", "resolve", "resolve_binary"]
 
@@ -53,8 +62,22 @@ class Symbol(NamedTuple):
         return _bare(self.demangled)
 
 
+MANGLED_MAX = 16384
+"""Longest mangled name demangled (the demangler's tables take stack in proportion to it)."""
+DEMANGLED_MAX = 65536
+"""Longest demangled name produced; a name that would demangle longer keeps its raw form."""
+DEMANGLE_RATIO = 32
+"""A demangled name may also be at most this many times its mangled length (at least 1024 bytes)."""
+_FIRST_TRY = 512
+
+
 def demangle(name: str) -> str:
-    """The demangled form of a C++ (Itanium ABI) symbol, or ``name`` unchanged when it is not one."""
+    """The demangled form of a C++ (Itanium ABI) symbol, or ``name`` unchanged when it is not one.
+
+    Bounded: a name longer than :data:`MANGLED_MAX`, or one whose demangled
+    form would pass :data:`DEMANGLED_MAX` bytes (or :data:`DEMANGLE_RATIO`
+    times its own length), comes back unchanged, whatever it encodes.
+    """
     if not name.startswith("_Z"):
         return name
     return _demangle(name)
@@ -62,16 +85,59 @@ def demangle(name: str) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _demangle(name: str) -> str:
-    size = 256
-    raw = name.encode()
+    codec = "latin-1" if max(name) <= "\xff" else "utf-8"  # symbol tables are read as latin-1
+    raw = name.encode(codec, "surrogateescape")
+    if len(raw) > MANGLED_MAX or b"\0" in raw:
+        return name
+    limit = min(DEMANGLED_MAX, max(1024, DEMANGLE_RATIO * len(raw))) + 1
+    size = min(_FIRST_TRY, limit)
     while True:
         buf = ffi.new("char[]", size)
         n = int(lib.pyprobe_demangle(raw, buf, size))
-        if n < 0:
+        if n == -1:
             return name
-        if n < size:
-            return str(ffi.string(buf).decode("utf-8", "replace"))
-        size = n + 1
+        if n >= 0:
+            return str(ffi.string(buf, n).decode(codec, "replace"))
+        if size >= limit:
+            return name
+        size = limit
+
+
+_NOT_SPELLED = frozenset(
+    {"operator", "std", "allocator", "basic_string", "string", "basic_istream", "basic_ostream",
+     "basic_iostream", "istream", "ostream", "iostream", "char_traits"}
+)  # fmt: skip
+"""Identifiers that a mangled name may not spell out as ``<length><identifier>`` (``Sa``, ``Ss``, operators)."""
+
+
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z_$][\w$]*::)*~?([A-Za-z_$][\w$]*)(?:\[abi:[\w$]+\])*")
+
+
+def _spelled(name: str) -> str | None:
+    """The ``<length><identifier>`` every mangled name that demangles to ``name`` (or to ``name(...)``) holds.
+
+    That is the function's own identifier (``compute`` in ``ns::compute(int)``:
+    ``7compute``), its template arguments and a return type left out; None
+    when the name is anything but a plain qualified name (operators, lambdas,
+    anonymous namespaces, names from the standard abbreviations such as
+    ``std::allocator``) and every mangled name must be demangled to find it.
+    """
+    out: list[str] = []
+    depth = 0
+    for ch in _bare(name):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    words = "".join(out).split()
+    if not words or "operator" in "".join(out):
+        return None
+    match = _PLAIN_NAME.fullmatch(words[-1])
+    if match is None or match[1] in _NOT_SPELLED:
+        return None
+    return f"{len(match[1])}{match[1]}"
 
 
 def _bare(demangled: str) -> str:
@@ -90,14 +156,27 @@ def _bare(demangled: str) -> str:
 _Index = tuple[dict[str, list[Symbol]], dict[str, list[Symbol]], dict[str, list[Symbol]]]
 
 
-class ElfInfo(FrozenRecord):
-    """What pyprobe needs from one ELF file: its function symbols and a few facts."""
+class SymbolEntry(NamedTuple):
+    """A function symbol as read from a symbol table, not yet demangled."""
 
-    __slots__ = ("_index", "has_symtab", "is_go", "machine", "path", "segments", "symbols")
-    _fields_ = ("path", "symbols", "has_symtab", "is_go", "machine", "segments")
+    name: str
+    offset: int
+    size: int
+    address: int
+
+
+class ElfInfo(FrozenRecord):
+    """What pyprobe needs from one ELF file: its function symbols and a few facts.
+
+    ``entries`` are the raw function symbols; ``symbols`` demangles them all
+    (once, bounded: see :func:`demangle`), :meth:`lookup` only those a name needs.
+    """
+
+    __slots__ = ("_by_name", "_index", "_symbols", "entries", "has_symtab", "is_go", "machine", "path", "segments")
+    _fields_ = ("path", "entries", "has_symtab", "is_go", "machine", "segments")
 
     path: str
-    symbols: tuple[Symbol, ...]
+    entries: tuple[SymbolEntry, ...]
     has_symtab: bool
     is_go: bool
     machine: str
@@ -105,18 +184,34 @@ class ElfInfo(FrozenRecord):
     """PT_LOAD segments as (vaddr, memsz, offset, filesz)."""
 
     def __init__(
-        self, path: str, symbols: tuple[Symbol, ...], has_symtab: bool, is_go: bool, machine: str,
+        self, path: str, entries: tuple[SymbolEntry, ...], has_symtab: bool, is_go: bool, machine: str,
         segments: tuple[tuple[int, int, int, int], ...],
     ) -> None:  # fmt: skip
-        for name, value in zip(self._fields_, (path, symbols, has_symtab, is_go, machine, segments), strict=True):
+        for name, value in zip(self._fields_, (path, entries, has_symtab, is_go, machine, segments), strict=True):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_index", None)
+        object.__setattr__(self, "_symbols", None)
+        object.__setattr__(self, "_by_name", None)
 
     _index: _Index | None
+    _symbols: tuple[Symbol, ...] | None
+    _by_name: dict[str, list[SymbolEntry]] | None
+
+    def _symbol(self, entry: SymbolEntry) -> Symbol:
+        return Symbol(entry.name, demangle(entry.name), entry.offset, entry.size, self.path, entry.address)
+
+    @property
+    def symbols(self) -> tuple[Symbol, ...]:
+        """Every function symbol, demangled (each name once, bounded), by offset."""
+        found = self._symbols
+        if found is None:
+            found = tuple(self._symbol(e) for e in self.entries)
+            object.__setattr__(self, "_symbols", found)
+        return found
 
     @property
     def index(self) -> _Index:
-        """Symbols by name, by demangled name and by bare name (built once per file)."""
+        """Symbols by name, by demangled name and by bare name (built once per file; demangles every symbol)."""
         index: _Index | None = self._index
         if index is None:
             index = self._build_index()
@@ -133,6 +228,35 @@ class ElfInfo(FrozenRecord):
             by_bare.setdefault(_bare(sym.demangled), []).append(sym)
         return by_name, by_demangled, by_bare
 
+    def lookup(self, name: str) -> tuple[list[Symbol], list[Symbol], list[Symbol]]:
+        """The symbols whose raw, demangled and bare names are ``name``.
+
+        Demangles only the C++ symbols whose mangled name spells the
+        identifier ``name`` ends with (see :func:`_spelled`), and none when
+        ``name`` is a raw symbol.
+        """
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for entry in self.entries:
+                by_name.setdefault(entry.name, []).append(entry)
+            object.__setattr__(self, "_by_name", by_name)
+        exact = [self._symbol(e) for e in by_name.get(name, [])]
+        if exact:
+            return exact, [], []
+        spelled = _spelled(name)
+        by_demangled: list[Symbol] = []
+        by_bare: list[Symbol] = []
+        for entry in self.entries:
+            if entry.name.startswith("_Z") and spelled is not None and spelled not in entry.name:
+                continue
+            text = demangle(entry.name)
+            if text == name:
+                by_demangled.append(self._symbol(entry))
+            elif _bare(text) == name:
+                by_bare.append(self._symbol(entry))
+        return exact, by_demangled, by_bare
+
     def vaddr_to_offset(self, vaddr: int) -> int | None:
         """File offset of virtual address ``vaddr``, or None when no loaded segment holds it."""
         for start, memsz, offset, filesz in self.segments:
@@ -147,7 +271,7 @@ def _err(cls: type[AttachError], err: int, message: str, context: str, **kw: Any
 
 def _check_file(path: str, context: str) -> None:
     if not os.path.exists(path):
-        raise _err(AttachError, errno.ENOENT, f"no such file: {path}", context)
+        raise _err(BinaryNotFoundError, errno.ENOENT, f"no such file: {path}", context)
     if os.path.isdir(path):
         raise _err(AttachError, errno.EISDIR, f"{path} is a directory, not an ELF binary", context)
     if not os.access(path, os.R_OK):
@@ -173,7 +297,7 @@ def _load(path: str, _mtime_ns: int, _size: int, _ino: int) -> ElfInfo:
                 has_symtab = has_symtab or name == ".symtab"
                 info.add_table(elf, section)
             is_go = any(elf.section(n) is not None for n in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
-            return ElfInfo(path, info.symbols(), has_symtab, is_go, elf.machine, segments)
+            return ElfInfo(path, info.entries(), has_symtab, is_go, elf.machine, segments)
         except ElfFormatError as exc:
             raise _err(AttachError, errno.ENOEXEC, f"{path} is not a valid ELF file ({exc})", context) from None
 
@@ -186,7 +310,7 @@ class _ElfBuilder:
     def __init__(self, path: str, segments: tuple[tuple[int, int, int, int], ...]) -> None:
         self.path = path
         self.segments = segments
-        self.seen: dict[tuple[str, int], Symbol] = {}
+        self.seen: dict[tuple[str, int], SymbolEntry] = {}
 
     def add_table(self, elf: ElfFile, section: ElfSection) -> None:
         strtab = elf.strings(section.link)
@@ -203,7 +327,7 @@ class _ElfBuilder:
             offset = self._offset(value)
             if offset is None:
                 continue
-            self.seen[key] = Symbol(name, demangle(name), offset, size, self.path, value)
+            self.seen[key] = SymbolEntry(name, offset, size, value)
 
     def _offset(self, vaddr: int) -> int | None:
         for start, memsz, offset, filesz in self.segments:
@@ -211,7 +335,7 @@ class _ElfBuilder:
                 return vaddr - start + offset
         return None
 
-    def symbols(self) -> tuple[Symbol, ...]:
+    def entries(self) -> tuple[SymbolEntry, ...]:
         return tuple(sorted(self.seen.values(), key=lambda s: (s.offset, s.name)))
 
 
@@ -307,6 +431,58 @@ def _process_root(pid: int) -> str:
     return root
 
 
+_MAX_LINKS = 40
+"""Symbolic links followed in one path before ELOOP, as the kernel does."""
+
+
+def _in_root(pid: int, path: str, context: str) -> str:
+    """The absolute ``path`` as process ``pid`` sees it, opened through ``/proc/PID/root``.
+
+    Resolves the path inside the process's root as ``openat2(RESOLVE_IN_ROOT)``
+    does: a symbolic link is followed there (an absolute one from that root,
+    ``..`` stops at it), never out to this process's files; the result holds no
+    link after ``/proc/PID/root``, so the kernel opens the same file. Returns
+    ``path`` itself when the process shares this one's root. Raises
+    :class:`~pyprobe.BinaryNotFoundError` naming the path and the pid when
+    the file is not there, AttachError (ELOOP, ENOTDIR, EACCES) for a path
+    that cannot be resolved.
+    """
+    root = _process_root(pid)
+    if not root:
+        return path
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    todo.reverse()
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = root + "/" + "/".join([*done, part])
+        try:
+            target = os.readlink(here)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # a file or directory, not a link
+                done.append(part)
+                continue
+            where = "/" + "/".join([*done, part])
+            if exc.errno == errno.ENOENT:
+                missing = f"no such file in the root of pid {pid}: {path}"
+                missing += f" ({where} is missing)" if where != path else ""
+                raise _err(BinaryNotFoundError, errno.ENOENT, missing, context) from None
+            raise _err(AttachError, exc.errno or errno.EIO, f"{path} in the root of pid {pid}: {where}: {exc.strerror}",
+                       context) from None  # fmt: skip
+        links += 1
+        if links > _MAX_LINKS:
+            raise _err(AttachError, errno.ELOOP, f"{path} in the root of pid {pid}: too many symbolic links", context)
+        if target.startswith("/"):
+            done = []
+        todo.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+    return root + "/" + "/".join(done)
+
+
 def _check_pid(pid: int, context: str) -> int:
     real = os.getpid() if pid == 0 else pid
     if not isinstance(pid, int) or pid < -1:
@@ -339,8 +515,13 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     ``binary`` is a path or a library name (``libc.so.6``, ``libc``) found as
     the dynamic loader would; a bare program name is then looked up in PATH.
     With ``pid`` (> 0) a library name is looked up in the process's mappings
-    and every path is opened through ``/proc/PID/root``. Raises
-    :class:`~pyprobe.AttachError` (ENOENT, EISDIR, ESRCH) naming the binary.
+    and every path is resolved inside the process's root and opened through
+    ``/proc/PID/root`` (see :func:`_in_root`: a container's symbolic links
+    stay in the container, and a file missing there is an error, not the
+    host's file of that name). Raises :class:`~pyprobe.BinaryNotFoundError`
+    (an AttachError and a FileNotFoundError) naming the binary (and the pid)
+    when it is not there, :class:`~pyprobe.AttachError` (EISDIR, ESRCH, ELOOP)
+    otherwise.
     """
     name = os.fspath(binary)
     if not isinstance(name, str) or not name:
@@ -348,17 +529,13 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     context = f"find binary '{name}'" + (f" for pid {pid}" if pid not in (None, -1) else "")
     real_pid = _check_pid(pid, context) if pid is not None and pid != -1 else -1
     if "/" in name:
-        if real_pid > 0 and os.path.isabs(name):
-            root = _process_root(real_pid)
-            path = root + name if os.path.exists(root + name) else name
-        else:
-            path = os.path.abspath(name)
+        path = _in_root(real_pid, name, context) if real_pid > 0 and os.path.isabs(name) else os.path.abspath(name)
         _check_file(path, context)
         return path
     if real_pid > 0:
         for mapped in _mapped_files(real_pid):
             if _library_matches(name, os.path.basename(mapped)):
-                path = _process_root(real_pid) + mapped
+                path = _in_root(real_pid, mapped, context)
                 _check_file(path, context)
                 return path
     found = _find_library(name)
@@ -369,16 +546,16 @@ def resolve_binary(binary: str | os.PathLike[str], pid: int | None = None) -> st
     if found is None:
         where = f" (nor mapped by pid {pid})" if real_pid > 0 else ""
         raise _err(
-            AttachError, errno.ENOENT,
+            BinaryNotFoundError, errno.ENOENT,
             f"no file, library or program named '{name}' (searched ld.so.cache, the standard library "
             f"directories and PATH){where}",
             context,
         )  # fmt: skip
-    path = found
-    if real_pid > 0 and os.path.exists(_process_root(real_pid) + path):
-        path = _process_root(real_pid) + path
+    path = os.path.abspath(found)
+    if real_pid > 0:
+        path = _in_root(real_pid, path, context)
     _check_file(path, context)
-    return os.path.abspath(path)
+    return path
 
 
 # --- symbol lookup -----------------------------------------------------------------
@@ -403,8 +580,7 @@ def resolve(binary: str | os.PathLike[str], name: str, pid: int | None = None) -
     path = resolve_binary(binary, pid)
     info = elf_info(path)
     context = f"find function '{name}' in {path}"
-    for table in info.index:
-        matches = table.get(name, [])
+    for matches in info.lookup(name):
         if not matches:
             continue
         by_offset: dict[int, Symbol] = {}

@@ -57,11 +57,19 @@ def _parse_argument(spec: str) -> UsdtArgument:
     return UsdtArgument(spec, abs(size), size < 0, location)
 
 
+def _text(raw: bytes) -> str:
+    """A note's string as UTF-8; bytes that are not UTF-8 show as ``\\xNN`` escapes (notes are untrusted)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtProbe]:
     """The USDT probes in ``binary`` (a path or a library name, see :func:`pyprobe.symbols.resolve_binary`).
 
     Reads the ``.note.stapsdt`` ELF notes; an empty list when there are none.
-    Raises :class:`~pyprobe.AttachError` for a missing, unreadable or non-ELF binary.
+    Provider, name and argument text that is not UTF-8 shows its bytes as
+    ``\\xNN`` escapes (such a probe is listed, and attaching it by that name
+    fails with AttachError). Malformed notes are skipped. Raises
+    :class:`~pyprobe.AttachError` for a missing, unreadable or non-ELF binary.
     """
     path = resolve_binary(binary, pid)
     info = elf_info(path)  # checks the file and that it is ELF
@@ -95,8 +103,9 @@ def probes(binary: str | os.PathLike[str], pid: int | None = None) -> list[UsdtP
             continue
         pc, note_base, semaphore = struct.unpack_from(order + word * 3, desc, 0)
         strings = desc[3 * wsize :].split(b"\0")
-        provider, name = strings[0].decode(), strings[1].decode() if len(strings) > 1 else ""
-        args_text = strings[2].decode() if len(strings) > 2 else ""
+        provider = _text(strings[0])
+        name = _text(strings[1]) if len(strings) > 1 else ""
+        args_text = _text(strings[2]) if len(strings) > 2 else ""
         if base_addr is not None and note_base:
             pc += base_addr - note_base
             if semaphore:

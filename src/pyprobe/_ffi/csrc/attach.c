@@ -1,29 +1,49 @@
 /* Attach helpers: kernel feature probes, perf_event_open, C++ demangling. */
 #include <linux/perf_event.h>
+#include <setjmp.h>
 #include <sys/syscall.h>
 
-/* libstdc++'s demangler (the extension links libstdc++). */
-extern char *__cxa_demangle(const char *mangled, char *out, size_t *length, int *status);
+/* libstdc++'s demangler, the callback form (from libstdc++.a's cp-demangle.o, linked in): it hands the
+ * output to a sink in chunks of at most 256 bytes and allocates nothing on the heap (its tables live on
+ * the stack, sized by the input), so the sink may stop it with longjmp once the output is too long. */
+extern int __gcclibcxx_demangle_callback(const char *mangled, void (*sink)(const char *, size_t, void *),
+                                         void *opaque);
 
-/* Demangles `mangled` into `out`; returns the length written, or -1 when it is no valid C++ name. */
+struct pyprobe_demangle_out {
+    char *buf;
+    size_t cap; /* bytes the output may take, the NUL excluded */
+    size_t len;
+    jmp_buf too_long;
+};
+
+static void pyprobe_demangle_sink(const char *text, size_t n, void *opaque)
+{
+    struct pyprobe_demangle_out *out = opaque;
+
+    if (n > out->cap - out->len)
+        longjmp(out->too_long, 1);
+    memcpy(out->buf + out->len, text, n);
+    out->len += n;
+}
+
+/* Demangles `mangled` into `out` (NUL-terminated). Returns the length written, -1 when it is no valid
+ * C++ name, -2 when the demangled name would not fit in `out_size` bytes: the demangler stops there, so
+ * time and memory are bounded by `out_size` and strlen(mangled) whatever the name. */
 int pyprobe_demangle(const char *mangled, char *out, size_t out_size)
 {
-    int status = 0;
-    char *text = __cxa_demangle(mangled, NULL, NULL, &status);
-    size_t n;
+    struct pyprobe_demangle_out sink;
 
-    if (status != 0 || text == NULL) {
-        free(text);
+    if (out_size == 0)
+        return -2;
+    sink.buf = out;
+    sink.cap = out_size - 1;
+    sink.len = 0;
+    if (setjmp(sink.too_long) != 0)
+        return -2;
+    if (__gcclibcxx_demangle_callback(mangled, pyprobe_demangle_sink, &sink) != 0)
         return -1;
-    }
-    n = strlen(text);
-    if (n >= out_size) {
-        free(text);
-        return (int)n + 1; /* caller retries with a bigger buffer */
-    }
-    memcpy(out, text, n + 1);
-    free(text);
-    return (int)n;
+    out[sink.len] = '\0';
+    return (int)sink.len;
 }
 
 /* Loads `r0 = 0; exit` as `prog_type` (attached to vmlinux function `btf_func` when given) and, with
