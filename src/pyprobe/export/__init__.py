@@ -1,0 +1,1 @@
+"""BPF maps as Prometheus and OpenTelemetry metrics."""
