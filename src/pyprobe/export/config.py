@@ -187,7 +187,9 @@ def _decoder(r: _Reader, node: object, key: str) -> DecoderConfig:
         raise r.fail(f"{key}.name", f"unknown decoder {name!r} (known: {', '.join(sorted(DECODERS))})")
     static_map: dict[str, str] | None = None
     if d.get("static_map") is not None:
-        raw = r.mapping(d["static_map"], f"{key}.static_map")
+        raw = d["static_map"]
+        if not isinstance(raw, Mapping):
+            raise r.fail(f"{key}.static_map", f"must be a mapping, not {type(raw).__name__}")
         # YAML reads `1: read` with an int key; ebpf_exporter's map[string]string reads it as "1"
         static_map = {str(k): str(v) for k, v in raw.items()} if raw else {}
     elif name == "static_map":
