@@ -26,6 +26,8 @@ class Received:
     path: str
     headers: dict[str, str]
     request: ExportMetricsServiceRequest
+    at: float = field(default_factory=time.monotonic)
+    """time.monotonic() when it arrived."""
 
     def metrics(self) -> dict[str, Any]:
         """Metric name -> the protobuf Metric (across resources and scopes)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,8 +21,10 @@ pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
-from otlp_receiver import OtlpReceiver, points
+from conftest import BUILD, target
+from otlp_receiver import OtlpReceiver, Received, points
 from pyprobe.export.otlp import OtlpPusher, to_metrics_data
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -333,3 +337,159 @@ def test_import_pyprobe_does_not_import_opentelemetry() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- end to end: the exporter's registry, loaded from the bundled example configs -------------------
+
+EXPORTER_DIR = BUILD / "examples" / "exporter"
+PYPROBE = [sys.executable, "-m", "pyprobe"]
+
+
+def run_target(name: str, *args: str) -> None:
+    subprocess.run([str(target(name)), *args], check=True, capture_output=True, timeout=60)
+
+
+def prometheus_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text: str = reply.read().decode()
+        return text
+
+
+PER_COLLECTION = {"ebpf_exporter_scrape_duration_seconds"}
+"""Families that measure the collection itself: a push and a scrape are two collections."""
+
+
+def assert_push_matches_scrape(received: Received, text: str) -> int:
+    """Every sample of a /metrics scrape has the same value in the OTLP push; returns the samples compared."""
+    metrics = received.metrics()
+    compared = 0
+    for family in text_string_to_metric_families(text):
+        if family.name in PER_COLLECTION:
+            assert family.name in metrics
+            continue
+        if family.type == "counter":
+            for name in {s.name for s in family.samples if not s.name.endswith("_created")}:
+                metric = metrics[name]
+                assert metric.sum.is_monotonic and metric.sum.aggregation_temporality == CUMULATIVE
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                point = points(metrics[sample.name])[tuple(sorted(sample.labels.items()))]
+                assert point.as_double == sample.value, sample
+                compared += 1
+        elif family.type in ("gauge", "unknown"):
+            for sample in family.samples:
+                point = points(metrics[sample.name])[tuple(sorted(sample.labels.items()))]
+                assert point.as_double == sample.value, sample
+                compared += 1
+        elif family.type == "histogram":
+            hist = points(metrics[family.name])
+            for sample in family.samples:
+                labels = dict(sample.labels)
+                le = labels.pop("le", None)
+                point = hist[tuple(sorted(labels.items()))]
+                if sample.name.endswith("_bucket"):
+                    assert le is not None
+                    bounds = [*point.explicit_bounds, math.inf]
+                    index = bounds.index(float(le))
+                    assert sum(point.bucket_counts[: index + 1]) == sample.value, sample
+                elif sample.name.endswith("_count"):
+                    assert point.count == sample.value, sample
+                elif sample.name.endswith("_sum"):
+                    assert point.sum == pytest.approx(sample.value, rel=1e-12), sample
+                compared += 1
+        else:
+            raise AssertionError(f"/metrics has a {family.type} family {family.name} this test does not compare")
+    return compared
+
+
+@pytest.mark.bpf
+def test_exporter_push_matches_its_scrape(receiver: OtlpReceiver) -> None:
+    from pyprobe.export import Exporter, load_config
+    from pyprobe.export.web import ExporterServer
+
+    with Exporter() as exporter:
+        for config in load_config(str(EXPORTER_DIR), ["usdt-ticks", "utest-latency"]):
+            exporter.add(config)
+        run_target("usdt_target", "30", "0")  # ticks 0..29: remainders 0, 1, 2 ten times each
+        run_target("utest", "200", "0")  # 200 calls of utest_add
+        with ExporterServer(exporter, "127.0.0.1:0") as server:
+            pusher = OtlpPusher(exporter.registry, receiver.url, resource_attributes={"fleet": "test"})
+            try:
+                assert pusher.push_now()
+                host, port = server.address
+                text = prometheus_text(f"http://{host}:{port}/metrics")
+            finally:
+                pusher.close()
+    (received,) = receiver.received
+    assert received.resource()["fleet"] == "test"
+    metrics = received.metrics()
+
+    ticks = points(metrics["ebpf_exporter_usdt_ticks_total"])
+    assert {dict(k)["remainder"]: p.as_double for k, p in ticks.items()} == {"zero": 10.0, "one": 10.0, "two": 10.0}
+    latency = points(metrics["ebpf_exporter_utest_add_latency_seconds"])
+    (point,) = latency.values()
+    assert point.count == 200 and sum(point.bucket_counts) == 200
+    assert list(point.explicit_bounds) == pytest.approx([2**i * 1e-9 for i in range(27)])  # exp2, 0..26
+    assert len(point.bucket_counts) == 28
+    assert 0 < point.sum < 200 * 0.1  # seconds: 200 short calls
+    assert points(metrics["ebpf_exporter_enabled_configs"]).keys() == {
+        (("name", "usdt-ticks"),),
+        (("name", "utest-latency"),),
+    }
+
+    compared = assert_push_matches_scrape(received, text)
+    assert compared > 30
+
+
+@pytest.mark.bpf
+def test_cli_export_pushes_every_interval_and_at_sigterm(receiver: OtlpReceiver) -> None:
+    argv = [
+        *PYPROBE, "export", "--config", str(EXPORTER_DIR), "--names", "usdt-ticks", "--listen", "127.0.0.1:0",
+        "--otlp", receiver.url, "--otlp-interval", "1", "--otlp-header", "X-Scope-OrgID=fleet-1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "pushing to" in line:
+                break
+        assert any("serving usdt-ticks" in line for line in lines), lines
+        assert f"pushing to {receiver.url} every 1 s" in lines[-1]
+        first = receiver.wait(1, timeout=15)[0]
+        assert first.headers["x-scope-orgid"] == "fleet-1"
+        assert "ebpf_exporter_enabled_configs" in first.metrics()
+        run_target("usdt_target", "7", "0")  # remainders 0, 1, 2, 0, 1, 2, 0
+        before = len(receiver.received)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "links detached" in err
+    after = [r for r in receiver.received[before:] if r.at >= stopped_at]
+    assert after, "no push at shutdown"
+    final = points(after[-1].metrics()["ebpf_exporter_usdt_ticks_total"])
+    assert {dict(k)["remainder"]: p.as_double for k, p in final.items()} == {"zero": 3.0, "one": 2.0, "two": 2.0}
+
+
+def test_cli_otlp_options_are_checked_before_anything_loads() -> None:
+    config = str(EXPORTER_DIR)
+    for extra, message in (
+        (["--otlp", "ftp://collector/v1/metrics"], "OTLP endpoint 'ftp://collector/v1/metrics'"),
+        (["--otlp", "http://127.0.0.1:4318", "--otlp-interval", "0"], "interval"),
+        (["--otlp", "http://127.0.0.1:4318", "--otlp-header", "novalue"], "--otlp-header 'novalue'"),
+        (["--otlp-header", "a=b"], "need --otlp"),
+    ):
+        out = subprocess.run(
+            [*PYPROBE, "export", "--config", config, "--names", "usdt-ticks", "--listen", "127.0.0.1:0", *extra],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert out.returncode == 2, (extra, out.stderr)
+        assert message in out.stderr, (extra, out.stderr)
+        assert "serving" not in out.stderr

@@ -6,9 +6,16 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from pyprobe.export.otlp import OtlpPusher
 
 __all__ = ["add_parser", "run"]
+
+DEFAULT_OTLP_INTERVAL = 15.0
 
 
 def add_parser(sub: Any) -> None:
@@ -25,7 +32,36 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bpf-stats", action="store_true",
                    help="turn on the kernel's BPF run statistics (programs' run counts and times)")  # fmt: skip
     p.add_argument("--per-key", action="store_true", help="read maps one lookup per key instead of in batches")
+    p.add_argument("--otlp", metavar="URL",
+                   help="also push the metrics over OTLP/HTTP to URL (http://collector:4318/v1/metrics) every "
+                   "--otlp-interval seconds and at exit (resource attributes: OTEL_RESOURCE_ATTRIBUTES)")  # fmt: skip
+    p.add_argument("--otlp-interval", type=float, default=DEFAULT_OTLP_INTERVAL, metavar="S",
+                   help=f"seconds between OTLP pushes (default {DEFAULT_OTLP_INTERVAL:g})")  # fmt: skip
+    p.add_argument("--otlp-header", action="append", default=[], metavar="K=V",
+                   help="an HTTP header of every push (repeatable), e.g. Authorization='Bearer TOKEN'")  # fmt: skip
     p.set_defaults(run=run)
+
+
+def _otlp_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``--otlp-header K=V`` options as a dict; ValueError for a malformed one or without ``--otlp``."""
+    if (args.otlp_header or args.otlp_interval != DEFAULT_OTLP_INTERVAL) and not args.otlp:
+        raise ValueError("--otlp-header and --otlp-interval need --otlp URL")
+    headers: dict[str, str] = {}
+    for item in args.otlp_header:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--otlp-header {item!r} is not KEY=VALUE")
+        headers[key.strip()] = value
+    return headers
+
+
+def _pusher(registry: CollectorRegistry, args: argparse.Namespace, headers: dict[str, str]) -> OtlpPusher | None:
+    """The OTLP pusher of ``--otlp`` (not started), or None; ValueError for a bad URL or interval."""
+    if not args.otlp:
+        return None
+    from pyprobe.export.otlp import OtlpPusher
+
+    return OtlpPusher(registry, args.otlp, interval=args.otlp_interval, headers=headers)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         parse_listen(args.listen)
         configs = load_config(args.config, names or None)
         web = load_web_config(args.web_config) if args.web_config else None
+        headers = _otlp_headers(args)
     except (ConfigError, ValueError) as exc:
         print(f"pyprobe: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -49,23 +86,35 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with Exporter(batch=not args.per_key, bpf_stats=args.bpf_stats) as exporter:
-            for config in configs:
-                if stop.is_set():
-                    return 0
-                try:
-                    exporter.add(config)
-                except ConfigError as exc:
-                    print(f"pyprobe: {exc}", file=sys.stderr)
-                    return EXIT_USAGE
-                except Exception:
-                    print(f"pyprobe: config {config.name!r} ({config.file}):", file=sys.stderr)
-                    raise
-            with ExporterServer(exporter, args.listen, web_config=web) as server:
-                host, port = server.address
-                programs = ", ".join(c.name for c in configs)
-                print(f"pyprobe: serving {programs} on {server.scheme}://{host}:{port}/metrics", file=sys.stderr)
-                sys.stderr.flush()
-                stop.wait()
+            try:
+                pusher = _pusher(exporter.registry, args, headers)
+            except ValueError as exc:
+                print(f"pyprobe: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            try:
+                for config in configs:
+                    if stop.is_set():
+                        return 0
+                    try:
+                        exporter.add(config)
+                    except ConfigError as exc:
+                        print(f"pyprobe: {exc}", file=sys.stderr)
+                        return EXIT_USAGE
+                    except Exception:
+                        print(f"pyprobe: config {config.name!r} ({config.file}):", file=sys.stderr)
+                        raise
+                with ExporterServer(exporter, args.listen, web_config=web) as server:
+                    host, port = server.address
+                    programs = ", ".join(c.name for c in configs)
+                    print(f"pyprobe: serving {programs} on {server.scheme}://{host}:{port}/metrics", file=sys.stderr)
+                    if pusher is not None:
+                        pusher.start()
+                        print(f"pyprobe: pushing to {pusher.url} every {pusher.interval:g} s", file=sys.stderr)
+                    sys.stderr.flush()
+                    stop.wait()
+            finally:
+                if pusher is not None:
+                    pusher.close()  # the last push, while the maps are still there
             print("pyprobe: stopping: links detached, objects closed", file=sys.stderr)
     finally:
         for sig, handler in previous.items():

@@ -385,7 +385,7 @@ class OtlpPusher:
 
     The pusher owns a background thread (after :meth:`start`) and the
     OTLPMetricExporter (its HTTP session); :meth:`close` stops the thread, makes
-    a final push and shuts the exporter down. It is a context manager: entering
+    a final push (when the pusher was started) and shuts the exporter down. It is a context manager: entering
     starts it, leaving closes it. A push that fails is logged on the
     ``pyprobe.export`` logger and retried at the next interval; the pusher never
     raises from its thread. The registry's ``collect()`` is called from the
@@ -488,7 +488,7 @@ class OtlpPusher:
         return self
 
     def close(self) -> None:
-        """Stop the thread, push once more and shut the exporter down; idempotent.
+        """Stop the thread, push once more (if :meth:`start` ran) and shut the exporter down; idempotent.
 
         Blocks until a push in flight ends and for the final push (each at most
         ``timeout`` seconds); a failed final push is logged, not raised.
@@ -499,10 +499,10 @@ class OtlpPusher:
             self._closed = True
             thread = self._thread
         self._stop.set()
-        if thread is not None:
-            thread.join()
         try:
-            self._push()
+            if thread is not None:
+                thread.join()
+                self._push()
         finally:
             self._exporter.shutdown()
 
