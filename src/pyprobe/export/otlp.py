@@ -326,16 +326,16 @@ def to_metrics_data(
     """
     now = time.time_ns() if time_ns is None else time_ns
     converter = _Converter(now if start_time_ns is None else start_time_ns, now)
-    metrics = [metric for family in families for metric in converter.convert(family)]
-    res = resource if resource is not None else _default_resource(None)
-    if converter.target_attributes:
-        res = res.merge(Resource(dict(converter.target_attributes)))
-    return _wrap(res, metrics)
+    return _metrics_data(converter, families, resource if resource is not None else _default_resource(None))
 
 
-def _wrap(resource: Resource, metrics: list[Metric]) -> MetricsData:
+def _metrics_data(converter: _Converter, families: Iterable[PromMetric], resource: Resource) -> MetricsData:
+    """The families converted, in one ResourceMetrics (``target_info``'s labels merged into ``resource``)."""
     from pyprobe import __version__
 
+    metrics = [metric for family in families for metric in converter.convert(family)]
+    if converter.target_attributes:
+        resource = resource.merge(Resource(dict(converter.target_attributes)))
     scope = InstrumentationScope(SCOPE_NAME, __version__)
     return MetricsData(
         resource_metrics=[
@@ -426,15 +426,12 @@ class OtlpPusher:
     def snapshot(self) -> MetricsData:
         """Collect the registry once and convert it; blocks on the collection (map reads); raises what it raises."""
         converter = _Converter(self.start_time_ns, time.time_ns())
-        metrics = [metric for family in self._registry.collect() for metric in converter.convert(family)]
+        data = _metrics_data(converter, self._registry.collect(), self.resource)
         for name, kind in converter.dropped:
             if name not in self._dropped_logged:
                 self._dropped_logged.add(name)
                 logger.warning("OTLP push leaves out %s: Prometheus %s metrics have no OTLP form here", name, kind)
-        resource = self.resource
-        if converter.target_attributes:
-            resource = resource.merge(Resource(dict(converter.target_attributes)))
-        return _wrap(resource, metrics)
+        return data
 
     def push_now(self) -> bool:
         """Collect and push once, synchronously; True when the endpoint accepted it.
