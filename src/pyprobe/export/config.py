@@ -226,9 +226,9 @@ def _labels(r: _Reader, node: object, key: str) -> tuple[LabelConfig, ...]:
         if name in seen:
             raise r.fail(f"{lkey}.name", f"label {name!r} appears twice")
         seen.add(name)
-        size = r.integer(d, "size", lkey, default=0, low=1)
         if "size" not in d:
             raise r.fail(f"{lkey}.size", "is missing (the number of key bytes this label takes)")
+        size = r.integer(d, "size", lkey, default=0, low=1)
         padding = r.integer(d, "padding", lkey)
         decs = r.sequence(d.get("decoders"), f"{lkey}.decoders")
         if not decs:

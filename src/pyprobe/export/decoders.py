@@ -33,6 +33,19 @@ MISSING_PCI_IDS = "missing pci.ids db"
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
+def cgroup2_root() -> str:
+    """Where the cgroup v2 hierarchy is mounted (cgroup ids are its directories' inodes)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return CGROUP_ROOT
+
+
 class SkipLabelSet(Exception):
     """Raised by a decoder to drop the whole map entry (no metric for it)."""
 
@@ -154,11 +167,13 @@ def _inet_ip(data: bytes, _: DecoderConfig) -> bytes:
 class _Cgroups:
     """cgroup id (the cgroup directory's inode on cgroup2) to its path, by walking the hierarchy."""
 
-    def __init__(self, root: str = CGROUP_ROOT) -> None:
+    def __init__(self, root: str | None = None) -> None:
         self.root = root
         self.paths: dict[int, str] = {}
 
     def walk(self) -> None:
+        if self.root is None:
+            self.root = cgroup2_root()
         for dirpath, _dirs, _files in os.walk(self.root):
             try:
                 self.paths[os.stat(dirpath).st_ino] = dirpath
