@@ -10,8 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BUILD, target
+from export_helpers import EXAMPLES, fetch, run_usdt, run_utest, wait_for
 from otlp_receiver import OtlpReceiver, Received, points
 from pyprobe.export.otlp import OtlpPusher, to_metrics_data
 
@@ -42,13 +41,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not true after {timeout} s"
-        time.sleep(0.01)
 
 
 def known_registry() -> tuple[CollectorRegistry, Counter, Histogram]:
@@ -341,18 +333,7 @@ def test_import_pyprobe_does_not_import_opentelemetry() -> None:
 
 # --- end to end: the exporter's registry, loaded from the bundled example configs -------------------
 
-EXPORTER_DIR = BUILD / "examples" / "exporter"
 PYPROBE = [sys.executable, "-m", "pyprobe"]
-
-
-def run_target(name: str, *args: str) -> None:
-    subprocess.run([str(target(name)), *args], check=True, capture_output=True, timeout=60)
-
-
-def prometheus_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text: str = reply.read().decode()
-        return text
 
 
 PER_COLLECTION = {"ebpf_exporter_scrape_duration_seconds"}
@@ -409,16 +390,16 @@ def test_exporter_push_matches_its_scrape(receiver: OtlpReceiver) -> None:
     from pyprobe.export.web import ExporterServer
 
     with Exporter() as exporter:
-        for config in load_config(str(EXPORTER_DIR), ["usdt-ticks", "utest-latency"]):
+        for config in load_config(str(EXAMPLES), ["usdt-ticks", "utest-latency"]):
             exporter.add(config)
-        run_target("usdt_target", "30", "0")  # ticks 0..29: remainders 0, 1, 2 ten times each
-        run_target("utest", "200", "0")  # 200 calls of utest_add
+        run_usdt(30)  # ticks 0..29: remainders 0, 1, 2 ten times each
+        run_utest(200)  # 200 calls of utest_add
         with ExporterServer(exporter, "127.0.0.1:0") as server:
             pusher = OtlpPusher(exporter.registry, receiver.url, resource_attributes={"fleet": "test"})
             try:
                 assert pusher.push_now()
                 host, port = server.address
-                text = prometheus_text(f"http://{host}:{port}/metrics")
+                text = fetch(f"http://{host}:{port}/metrics")
             finally:
                 pusher.close()
     (received,) = receiver.received
@@ -445,7 +426,7 @@ def test_exporter_push_matches_its_scrape(receiver: OtlpReceiver) -> None:
 @pytest.mark.bpf
 def test_cli_export_pushes_every_interval_and_at_sigterm(receiver: OtlpReceiver) -> None:
     argv = [
-        *PYPROBE, "export", "--config", str(EXPORTER_DIR), "--names", "usdt-ticks", "--listen", "127.0.0.1:0",
+        *PYPROBE, "export", "--config", str(EXAMPLES), "--names", "usdt-ticks", "--listen", "127.0.0.1:0",
         "--otlp", receiver.url, "--otlp-interval", "1", "--otlp-header", "X-Scope-OrgID=fleet-1",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
@@ -461,7 +442,7 @@ def test_cli_export_pushes_every_interval_and_at_sigterm(receiver: OtlpReceiver)
         first = receiver.wait(1, timeout=15)[0]
         assert first.headers["x-scope-orgid"] == "fleet-1"
         assert "ebpf_exporter_enabled_configs" in first.metrics()
-        run_target("usdt_target", "7", "0")  # remainders 0, 1, 2, 0, 1, 2, 0
+        run_usdt(7)  # remainders 0, 1, 2, 0, 1, 2, 0
         before = len(receiver.received)
         stopped_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -479,7 +460,7 @@ def test_cli_export_pushes_every_interval_and_at_sigterm(receiver: OtlpReceiver)
 
 
 def test_cli_otlp_options_are_checked_before_anything_loads() -> None:
-    config = str(EXPORTER_DIR)
+    config = str(EXAMPLES)
     for extra, message in (
         (["--otlp", "ftp://collector/v1/metrics"], "OTLP endpoint 'ftp://collector/v1/metrics'"),
         (["--otlp", "http://127.0.0.1:4318", "--otlp-interval", "0"], "interval"),
