@@ -474,3 +474,36 @@ def test_cli_otlp_options_are_checked_before_anything_loads() -> None:
         assert out.returncode == 2, (extra, out.stderr)
         assert message in out.stderr, (extra, out.stderr)
         assert "serving" not in out.stderr
+
+
+@pytest.mark.bpf
+def test_cli_unreachable_endpoint_is_reported_and_the_exporter_keeps_serving() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/metrics"
+    argv = [*PYPROBE, "export", "--config", str(EXAMPLES), "--names", "usdt-ticks", "--listen", "127.0.0.1:0",
+            "--otlp", url, "--otlp-interval", "0.5"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        for line in proc.stderr:
+            lines.append(line)
+            if f"pyprobe: OTLP push to {url} failed; trying again in 0.5 s" in line:
+                break
+        served = next(line for line in lines if "serving usdt-ticks on" in line)
+        metrics_url = served.split(" on ", 1)[1].strip()
+        assert 'ebpf_exporter_enabled_configs{name="usdt-ticks"} 1.0' in fetch(metrics_url)  # still serving
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "links detached" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_timeout_defaults_to_the_interval_when_shorter() -> None:
+    for kwargs, timeout in (({"interval": 2}, 2), ({"interval": 60}, 10), ({"interval": 60, "timeout": 30}, 30)):
+        pusher = OtlpPusher(CollectorRegistry(), "http://127.0.0.1:4318", **kwargs)
+        pusher.close()
+        assert pusher.timeout == timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -59,8 +60,12 @@ def _pusher(registry: CollectorRegistry, args: argparse.Namespace, headers: dict
     """The OTLP pusher of ``--otlp`` (not started), or None; ValueError for a bad URL or interval."""
     if not args.otlp:
         return None
-    from pyprobe.export.otlp import OtlpPusher
+    from pyprobe.export.otlp import OtlpPusher, logger
 
+    if not logger.handlers:  # failed pushes are reported on stderr, as the service's log
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("pyprobe: %(message)s"))
+        logger.addHandler(handler)
     return OtlpPusher(registry, args.otlp, interval=args.otlp_interval, headers=headers)
 
 

@@ -99,7 +99,7 @@ logger = logging.getLogger("pyprobe.export")
 DEFAULT_INTERVAL = 15.0
 """Seconds between pushes (Prometheus' default scrape interval)."""
 DEFAULT_TIMEOUT = 10.0
-"""Seconds one push may take, retries included (the OTLP exporter's default)."""
+"""Seconds one push may take at most, retries included (the OTLP exporter's default)."""
 SERVICE_NAME = "pyprobe-export"
 SCOPE_NAME = "pyprobe.export"
 
@@ -380,7 +380,8 @@ class OtlpPusher:
     a URL without a path gets ``/v1/metrics``, the OTLP/HTTP default); a URL that
     is not ``http``/``https`` with a host raises ValueError naming it.
     ``headers`` go with every request (authentication tokens); ``timeout`` bounds
-    one push, the OTLP exporter's retries included. ``resource_attributes`` are
+    one push, the OTLP exporter's retries included (default: 10 s, or the
+    interval when shorter). ``resource_attributes`` are
     added to the resource (see the module's documentation).
 
     The pusher owns a background thread (after :meth:`start`) and the
@@ -400,11 +401,11 @@ class OtlpPusher:
         interval: float = DEFAULT_INTERVAL,
         resource_attributes: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
         self.url = _check_url(url)
         self.interval = _positive("interval", interval)
-        self.timeout = _positive("timeout", timeout)
+        self.timeout = min(DEFAULT_TIMEOUT, self.interval) if timeout is None else _positive("timeout", timeout)
         for key in headers or {}:
             if not key or not isinstance(key, str) or any(c in key for c in ":\r\n "):
                 raise ValueError(f"OTLP header name {key!r} is not a valid HTTP header name")
