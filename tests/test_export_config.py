@@ -198,3 +198,23 @@ def test_histogram_semantics() -> None:
     assert (b.buckets, b.count, b.sum) == ([(10.0, 1), (20.0, 1), (30.0, 3)], 3, 90.0)
     b = transform(hist("fixed", bucket_keys=[5, 10, 50]), {5.0: 1, 50.0: 2, 51.0: 70})
     assert (b.buckets, b.count, b.sum) == ([(5.0, 1), (10.0, 1), (50.0, 3)], 3, 70.0)
+
+
+def test_systemd_unit_runs_the_command_with_bpf_capabilities() -> None:
+    import configparser
+    import shlex
+
+    from conftest import ROOT
+    from pyprobe.cli.main import build_parser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(ROOT / "examples" / "exporter" / "pyprobe-exporter.service")
+    service = unit["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/pyprobe") and argv[1] == "export"
+    args = build_parser("export").parse_args(argv[1:])
+    assert (args.config, args.listen) == ("/etc/pyprobe-exporter", ":9435")
+    ambient = service["AmbientCapabilities"].split()
+    assert {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"} <= set(ambient)
+    assert service["CapabilityBoundingSet"].split() == ambient
+    assert service["NoNewPrivileges"] == "yes" and service["KillSignal"] == "SIGTERM"
