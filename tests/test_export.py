@@ -22,7 +22,10 @@ import pytest
 pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 
-from export_helpers import (  # noqa: E402
+from prometheus_client import generate_latest
+
+import pyprobe
+from export_helpers import (
     EXAMPLES,
     fetch,
     run_usdt,
@@ -32,11 +35,8 @@ from export_helpers import (  # noqa: E402
     value,
     wait_for,
 )
-from prometheus_client import generate_latest  # noqa: E402
-
-import pyprobe  # noqa: E402
-from pyprobe.export import ConfigError, Exporter, load_config  # noqa: E402
-from pyprobe.export.web import ExporterServer, load_web_config  # noqa: E402
+from pyprobe.export import ConfigError, Exporter, load_config
+from pyprobe.export.web import ExporterServer, load_web_config
 
 pytestmark = pytest.mark.bpf
 
@@ -54,7 +54,7 @@ def served() -> Iterator[tuple[Exporter, str]]:
 
 
 def test_examples_exact_counts(served: tuple[Exporter, str]) -> None:
-    exporter, url = served
+    _, url = served
     comm = f"pxw{os.getpid() % 100000}"
     run_workload(comm, getppid=123, failed_opens=17)
     run_utest(50)
@@ -74,8 +74,11 @@ def test_examples_exact_counts(served: tuple[Exporter, str]) -> None:
     total = value(text, hist + "_sum")
     assert total is not None and 0 < total < 1  # sum of 50 latencies in seconds (the key bucket_max + 1)
     for cpu in pyprobe.perf_event.online_cpus():
-        wait_for(lambda cpu=cpu: (value(fetch(url + "/metrics"), "ebpf_exporter_cpu_samples_total", cpu=str(cpu)) or 0) > 0,
-                 what=f"cpu-clock samples on cpu {cpu}")  # fmt: skip
+
+        def sampled(cpu: int = cpu) -> bool:
+            return (value(fetch(url + "/metrics"), "ebpf_exporter_cpu_samples_total", cpu=str(cpu)) or 0) > 0
+
+        wait_for(sampled, what=f"cpu-clock samples on cpu {cpu}")
     for name in HOST_EXAMPLES:
         assert value(text, "ebpf_exporter_enabled_configs", name=name) == 1
         assert value(text, "ebpf_exporter_decoder_errors_total", config=name) == 0
@@ -106,8 +109,8 @@ def test_batch_and_per_key_reads_agree(served: tuple[Exporter, str]) -> None:
 def test_index_and_healthz(served: tuple[Exporter, str]) -> None:
     _, url = served
     page = fetch(url + "/")
-    for text in ("utest_add_enter", "uretprobe/", "usdt/", "raw_tp/sys_enter", "perf_event/type=1,config=0,frequency=99",
-                 "tracepoint/syscalls/sys_exit_openat", "cpu-samples"):  # fmt: skip
+    sections = ("raw_tp/sys_enter", "perf_event/type=1,config=0,frequency=99", "tracepoint/syscalls/sys_exit_openat")
+    for text in ("utest_add_enter", "uretprobe/", "usdt/", "cpu-samples", *sections):
         assert text in page
     assert fetch(url + "/healthz") == "ok\n"
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -125,17 +128,22 @@ def copy_example(tmp_path: Path, name: str, yaml_text: str) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(
-    ("yaml_text", "key", "words"),
-    [
-        ("metrics: {counters: [{name: nosuch_total, help: h}]}", "metrics.counters[0].name",
-         "map 'nosuch_total' is not in the object (its maps: __bpf_usdt_ip_to_spec_id, __bpf_usdt_specs, usdt_ticks_total)"),
-        ("metrics: {counters: [{name: usdt_ticks_total, help: h, labels: [{name: a, size: 8, decoders: [{name: uint}]}]}]}",
-         "metrics.counters[0].labels", "has 4-byte keys but the labels take 8 bytes (a 8"),
-        ("metrics: {counters: [{name: usdt_ticks_total, help: h, labels: [{name: a, size: 2, padding: 1, decoders: [{name: uint}]}]}]}",
-         "metrics.counters[0].labels", "has 4-byte keys but the labels take 3 bytes (a 2+1"),
-    ],
-)  # fmt: skip
+def ticks_counter(labels: str, name: str = "usdt_ticks_total") -> str:
+    return f"metrics: {{counters: [{{name: {name}, help: h, labels: [{labels}]}}]}}"
+
+
+USDT_MAPS = "__bpf_usdt_ip_to_spec_id, __bpf_usdt_specs, usdt_ticks_total"
+MAP_ERRORS = [
+    (ticks_counter("", "nosuch_total"), "metrics.counters[0].name",
+     f"map 'nosuch_total' is not in the object (its maps: {USDT_MAPS})"),
+    (ticks_counter("{name: a, size: 8, decoders: [{name: uint}]}"), "metrics.counters[0].labels",
+     "has 4-byte keys but the labels take 8 bytes (a 8"),
+    (ticks_counter("{name: a, size: 2, padding: 1, decoders: [{name: uint}]}"), "metrics.counters[0].labels",
+     "has 4-byte keys but the labels take 3 bytes (a 2+1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("yaml_text", "key", "words"), MAP_ERRORS)
 def test_map_checks_before_anything_is_loaded(tmp_path: Path, yaml_text: str, key: str, words: str) -> None:
     copy_example(tmp_path, "usdt-ticks", yaml_text)
     before = _loaded_names().count("tick")
@@ -199,7 +207,7 @@ def make_cert(tmp_path: Path) -> tuple[Path, Path]:
 def test_tls_and_basic_auth(tmp_path: Path, served: tuple[Exporter, str]) -> None:
     bcrypt = pytest.importorskip("bcrypt")
     exporter, _ = served
-    cert, key = make_cert(tmp_path)
+    cert, _ = make_cert(tmp_path)
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$")  # htpasswd's form
     web = tmp_path / "web.yml"
     web.write_text(f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
@@ -224,23 +232,30 @@ def test_tls_and_basic_auth(tmp_path: Path, served: tuple[Exporter, str]) -> Non
         status, body = get("prom:s3cret")
         assert status == 200 and "ebpf_exporter_usdt_ticks_total" in body
         assert get("prom:s3cret")[0] == 200  # the second time from the cache of checked passwords
-        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):  # plain HTTP is not served on the TLS port
+        with pytest.raises(
+            (urllib.error.URLError, ConnectionError, http.client.HTTPException)
+        ):  # plain HTTP is not served on the TLS port
             urllib.request.urlopen(f"http://127.0.0.1:{server.address[1]}/metrics", timeout=5)
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # an untrusted certificate
             urllib.request.urlopen(url, timeout=5, context=ssl.create_default_context())
 
 
-@pytest.mark.parametrize(
-    ("text", "key", "words"),
-    [
-        ("tls_server_config: {cert_file: server.crt}", "tls_server_config.key_file", "is missing"),
-        ("tls_server_config: {cert_file: nope.crt, key_file: server.key}", "tls_server_config.cert_file", "no such file"),
-        ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS9}", "tls_server_config.min_version", "unknown version"),
-        ("basic_auth_users: {prom: plaintext}", "basic_auth_users.prom", "must be a bcrypt hash"),
-        ("tls_config: {}", "tls_config", "unknown key"),
-        ("tls_server_config: {cert_file: server.key, key_file: server.crt}", "tls_server_config", "cannot use the certificate"),
-    ],
-)  # fmt: skip
+TLS = "tls_server_config"
+WEB_ERRORS = [
+    (f"{TLS}: {{cert_file: server.crt}}", f"{TLS}.key_file", "is missing"),
+    (f"{TLS}: {{cert_file: nope.crt, key_file: server.key}}", f"{TLS}.cert_file", "no such file"),
+    (
+        f"{TLS}: {{cert_file: server.crt, key_file: server.key, min_version: TLS9}}",
+        f"{TLS}.min_version",
+        "unknown version",
+    ),
+    ("basic_auth_users: {prom: plaintext}", "basic_auth_users.prom", "must be a bcrypt hash"),
+    ("tls_config: {}", "tls_config", "unknown key"),
+    (f"{TLS}: {{cert_file: server.key, key_file: server.crt}}", TLS, "cannot use the certificate"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "words"), WEB_ERRORS)
 def test_web_config_errors(tmp_path: Path, text: str, key: str, words: str) -> None:
     make_cert(tmp_path)
     web = tmp_path / "web.yml"
@@ -280,8 +295,9 @@ def test_cli_serves_until_sigterm_then_detaches() -> None:
 
 
 def test_cli_config_error_exits_2(tmp_path: Path) -> None:
-    copy_example(tmp_path, "usdt-ticks", "metrics: {counters: [{name: x_total, help: h, labels: [{name: a, size: 4, decoders: [{name: rot13}]}]}]}")
-    proc = subprocess.run([sys.executable, "-m", "pyprobe", "export", "--config", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    copy_example(tmp_path, "usdt-ticks", ticks_counter("{name: a, size: 4, decoders: [{name: rot13}]}"))
+    command = [sys.executable, "-m", "pyprobe", "export", "--config", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert f"{tmp_path}/usdt-ticks.yaml: metrics.counters[0].labels[0].decoders[0].name: unknown decoder 'rot13'" in proc.stderr
+    key = "metrics.counters[0].labels[0].decoders[0].name"
+    assert f"{tmp_path}/usdt-ticks.yaml: {key}: unknown decoder 'rot13'" in proc.stderr

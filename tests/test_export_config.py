@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 
-from conftest import BUILD  # noqa: E402
-from pyprobe.export import ConfigError, DecoderConfig, LabelConfig, config_from_dict, load_config  # noqa: E402
-from pyprobe.export.decoders import DECODERS, DecodeError, SkipLabelSet, decode_key  # noqa: E402
-from pyprobe.export.histogram import transform  # noqa: E402
+from conftest import BUILD
+from pyprobe.export import ConfigError, DecoderConfig, LabelConfig, config_from_dict, load_config
+from pyprobe.export.decoders import DECODERS, DecodeError, SkipLabelSet, decode_key
+from pyprobe.export.histogram import transform
 
 EXAMPLES = BUILD / "examples" / "exporter"
 
@@ -34,26 +34,36 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("data", "key", "words"),
-    [
-        ({"metrics": {}}, "metrics", "no counters"),
-        (counter([{"name": "x", "size": 4, "decoders": [{"name": "nope"}]}]), "metrics.counters[0].labels[0].decoders[0].name", "unknown decoder 'nope'"),
-        (counter([{"name": "x", "decoders": [{"name": "uint"}]}]), "metrics.counters[0].labels[0].size", "is missing"),
-        (counter([{"name": "x", "size": 4}]), "metrics.counters[0].labels[0].decoders", "at least one decoder"),
-        (counter([uint_label(), uint_label()]), "metrics.counters[0].labels[1].name", "appears twice"),
-        (counter([{"name": "x", "size": 4, "decoders": [{"name": "regexp"}]}]), "metrics.counters[0].labels[0].decoders[0].regexps", "is missing"),
-        (counter([{"name": "x", "size": 4, "decoders": [{"name": "regexp", "regexps": ["("]}]}]), "metrics.counters[0].labels[0].decoders[0].regexps[0]", "not a valid regular"),
-        ({"metrics": {"counters": [{"name": "c", "labels": []}]}}, "metrics.counters[0].help", "is missing"),
-        ({"metrics": {"counters": [{"name": "bad-name", "help": "h"}]}}, "metrics.counters[0].name", "not a valid Prometheus metric name"),
-        ({"metrics": {"histograms": [{"name": "h", "help": "h", "bucket_type": "log", "labels": [uint_label()]}]}}, "metrics.histograms[0].bucket_type", "unknown bucket type 'log'"),
-        ({"metrics": {"histograms": [{"name": "h", "help": "h", "bucket_type": "exp2", "bucket_max": 0, "labels": [uint_label()]}]}}, "metrics.histograms[0].bucket_max", "must be above bucket_min"),
-        ({"metrics": {"histograms": [{"name": "h", "help": "h", "bucket_type": "fixed", "labels": [uint_label()]}]}}, "metrics.histograms[0].bucket_keys", "is missing or empty"),
-        ({"metrics": {"histograms": [{"name": "h", "help": "h", "bucket_type": "fixed", "bucket_keys": [1, 1], "labels": [uint_label()]}]}}, "metrics.histograms[0].bucket_keys[1]", "must increase"),
-        ({"metrics": {"counters": [{"name": "c", "help": "h", "colour": 1}]}}, "metrics.counters[0].colour", "unknown key"),
-        ({"metrics": {"counters": [{"name": "c", "help": "h"}, {"name": "c", "help": "h"}]}}, "metrics.counters[1].name", "already used"),
-    ],
-)  # fmt: skip
+def label_with(**fields: Any) -> dict[str, Any]:
+    return counter([{"name": "x", "size": 4, **fields}])
+
+
+def histogram(**fields: Any) -> dict[str, Any]:
+    return {"metrics": {"histograms": [{"name": "h", "help": "h", "labels": [uint_label()], **fields}]}}
+
+
+LABEL0 = "metrics.counters[0].labels[0]"
+HIST0 = "metrics.histograms[0]"
+CONFIG_ERRORS = [
+    ({"metrics": {}}, "metrics", "no counters"),
+    (label_with(decoders=[{"name": "nope"}]), f"{LABEL0}.decoders[0].name", "unknown decoder 'nope'"),
+    (counter([{"name": "x", "decoders": [{"name": "uint"}]}]), f"{LABEL0}.size", "is missing"),
+    (label_with(), f"{LABEL0}.decoders", "at least one decoder"),
+    (counter([uint_label(), uint_label()]), "metrics.counters[0].labels[1].name", "appears twice"),
+    (label_with(decoders=[{"name": "regexp"}]), f"{LABEL0}.decoders[0].regexps", "is missing"),
+    (label_with(decoders=[{"name": "regexp", "regexps": ["("]}]), f"{LABEL0}.decoders[0].regexps[0]", "not a valid"),
+    ({"metrics": {"counters": [{"name": "c", "labels": []}]}}, "metrics.counters[0].help", "is missing"),
+    ({"metrics": {"counters": [{"name": "bad-name", "help": "h"}]}}, "metrics.counters[0].name", "not a valid"),
+    (histogram(bucket_type="log"), f"{HIST0}.bucket_type", "unknown bucket type 'log'"),
+    (histogram(bucket_type="exp2", bucket_max=0), f"{HIST0}.bucket_max", "must be above bucket_min"),
+    (histogram(bucket_type="fixed"), f"{HIST0}.bucket_keys", "is missing or empty"),
+    (histogram(bucket_type="fixed", bucket_keys=[1, 1]), f"{HIST0}.bucket_keys[1]", "must increase"),
+    ({"metrics": {"counters": [{"name": "c", "help": "h", "colour": 1}]}}, "metrics.counters[0].colour", "unknown key"),
+    ({"metrics": {"counters": [{"name": "c", "help": "h"}] * 2}}, "metrics.counters[1].name", "already used"),
+]
+
+
+@pytest.mark.parametrize(("data", "key", "words"), CONFIG_ERRORS)
 def test_config_errors_name_file_and_key(tmp_path: Path, data: dict[str, Any], key: str, words: str) -> None:
     import yaml
 
@@ -76,7 +86,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
         load_config(path)
     assert info.value.file == str(path)
     (tmp_path / "noobj.yaml").write_text("metrics: {counters: [{name: a, help: b}]}")
-    with pytest.raises(ConfigError, match="noobj.bpf.o does not exist"):
+    with pytest.raises(ConfigError, match=r"noobj\.bpf\.o does not exist"):
         load_config(tmp_path, ["noobj"])
 
 
@@ -130,7 +140,7 @@ def test_decoders() -> None:
 def test_ksym_decoder_names_kernel_functions() -> None:
     with open("/proc/kallsyms") as f:
         entries = [line.split() for line in f]
-    addr, name = next((int(a, 16), n) for a, t, n, *_ in entries if n == "do_sys_openat2" and int(a, 16))
+    addr = next(int(a, 16) for a, _t, n, *_ in entries if n == "do_sys_openat2" and int(a, 16))
     assert DECODERS["ksym"]((addr + 1).to_bytes(8, "little"), d("ksym")) == b"do_sys_openat2"
 
 
@@ -188,3 +198,23 @@ def test_histogram_semantics() -> None:
     assert (b.buckets, b.count, b.sum) == ([(10.0, 1), (20.0, 1), (30.0, 3)], 3, 90.0)
     b = transform(hist("fixed", bucket_keys=[5, 10, 50]), {5.0: 1, 50.0: 2, 51.0: 70})
     assert (b.buckets, b.count, b.sum) == ([(5.0, 1), (10.0, 1), (50.0, 3)], 3, 70.0)
+
+
+def test_systemd_unit_runs_the_command_with_bpf_capabilities() -> None:
+    import configparser
+    import shlex
+
+    from conftest import ROOT
+    from pyprobe.cli.main import build_parser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(ROOT / "examples" / "exporter" / "pyprobe-exporter.service")
+    service = unit["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/pyprobe") and argv[1] == "export"
+    args = build_parser("export").parse_args(argv[1:])
+    assert (args.config, args.listen) == ("/etc/pyprobe-exporter", ":9435")
+    ambient = service["AmbientCapabilities"].split()
+    assert {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"} <= set(ambient)
+    assert service["CapabilityBoundingSet"].split() == ambient
+    assert service["NoNewPrivileges"] == "yes" and service["KillSignal"] == "SIGTERM"

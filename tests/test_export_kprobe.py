@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("prometheus_client")
 
-from export_helpers import EXAMPLES, run_workload, value  # noqa: E402
-from prometheus_client import generate_latest  # noqa: E402
+from prometheus_client import generate_latest
 
-import pyprobe  # noqa: E402
-from pyprobe import features  # noqa: E402
-from pyprobe.export import Exporter, load_config  # noqa: E402
+import pyprobe
+from export_helpers import EXAMPLES, run_workload, value
+from pyprobe import features
+from pyprobe.export import Exporter, load_config
 
 pytestmark = pytest.mark.bpf
 

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("prometheus_client")
 
-from export_helpers import EXAMPLES, fetch, run_usdt, run_utest, run_workload, value  # noqa: E402
+from export_helpers import EXAMPLES, fetch, run_usdt, run_utest, run_workload, value
 
 pytestmark = pytest.mark.bpf
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pyprobe.enums import MapType
 from pyprobe.export.config import ConfigError, CounterConfig, HistogramConfig, LabelConfig, ProgramConfig
-from pyprobe.export.decoders import DecodeError, SkipLabelSet, decode_key
+from pyprobe.export.decoders import DecodeError, SkipLabelSet, decode_chain
 from pyprobe.export.histogram import transform
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class MetricMap:
         self.strip_u32 = self.add_cpu and len(labels) == 1
         self.key_size = bpf_map.key_size
         self._cache: dict[bytes, tuple[str, ...]] = {}
+        # keys share parts (one syscall for many processes): each label's slice decodes once too
+        self._slices: list[dict[bytes, str | None]] = [{} for _ in labels]
+        self._layout = [(lb.size, lb.size + lb.padding, lb) for lb in labels]
+        self._key_len = sum(step for _, step, _ in self._layout)
         self.decode_errors = 0
         """Keys whose labels failed to decode, over the exporter's life."""
         self.last_error = ""
@@ -109,14 +113,34 @@ class MetricMap:
                 raise DecodeError(f"a map without labels has the single key 0, not {raw.hex()}")
             found = ()
         else:
-            try:
-                found = decode_key(raw, self.metric.labels)
-            except SkipLabelSet:
-                found = _SKIP
+            found = self._split(raw)
         if len(self._cache) > _CACHE_LIMIT:
             self._cache.clear()
         self._cache[raw] = found
         return found
+
+    def _split(self, raw: bytes) -> tuple[str, ...]:
+        if len(raw) != self._key_len:
+            raise DecodeError(f"the labels take {self._key_len} bytes but the key has {len(raw)}")
+        values: list[str] = []
+        off = 0
+        for (size, step, label), cache in zip(self._layout, self._slices, strict=True):
+            part = raw[off : off + size]
+            off += step
+            if part in cache:
+                text = cache[part]
+            else:
+                try:
+                    text = decode_chain(part, label)
+                except SkipLabelSet:
+                    text = None
+                if len(cache) > _CACHE_LIMIT:
+                    cache.clear()
+                cache[part] = text
+            if text is None:
+                return _SKIP
+            values.append(text)
+        return tuple(values)
 
     def _entries(self, batch: bool) -> tuple[bytes, list[int], int]:
         """(key blob, values as u64, entry count); per-CPU maps give ``count * ncpus`` values."""
