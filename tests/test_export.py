@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -301,3 +302,70 @@ def test_cli_config_error_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     key = "metrics.counters[0].labels[0].decoders[0].name"
     assert f"{tmp_path}/usdt-ticks.yaml: {key}: unknown decoder 'rot13'" in proc.stderr
+
+
+def udp_packet(port: int) -> bytes:
+    eth = bytes(12) + struct.pack("!H", 0x0800)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+    return eth + ip + struct.pack("!HHHH", 40000, port, 8, 0)
+
+
+@pytest.fixture
+def veth_interface() -> Iterator[str]:
+    name = f"pxe{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], check=True)
+    try:
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=True)
+
+
+def test_xdp_section_attaches_to_its_interface(tmp_path: Path, veth_interface: str) -> None:
+    from conftest import ROOT
+
+    build = [sys.executable, "-m", "pyprobe", "build", str(ROOT / "examples" / "exporter" / "xdp-udp.bpf.c"),
+             "-o", str(tmp_path / "xdp-udp.bpf.o"), "-D", f'XDP_IFACE="{veth_interface}"']  # fmt: skip
+    subprocess.run(build, check=True, capture_output=True)
+    shutil.copy(EXAMPLES / "xdp-udp.yaml", tmp_path)
+    with Exporter() as exporter:
+        (config,) = load_config(tmp_path)
+        exported = exporter.add(config)
+        (link,) = exported.links
+        assert isinstance(link, pyprobe.XdpLink) and link.interface == veth_interface
+        shown = subprocess.run(["ip", "link", "show", veth_interface], check=True, capture_output=True, text=True)
+        assert "prog/xdp id" in shown.stdout
+        prog = exported.obj.programs["count_udp"]
+        assert prog.test_run(udp_packet(5353), repeat=11).retval == 2  # XDP_PASS, counted 11 times
+        assert prog.test_run(udp_packet(53)).retval == 2
+        text = generate_latest(exporter.registry).decode()
+        assert value(text, "ebpf_exporter_udp_packets_total", port="5353") == 11
+        assert value(text, "ebpf_exporter_udp_packets_total", port="53") == 1
+    shown = subprocess.run(["ip", "link", "show", veth_interface], check=True, capture_output=True, text=True)
+    assert "prog/xdp" not in shown.stdout  # detached on close
+
+
+def test_xdp_section_naming_a_missing_interface(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    build = [sys.executable, "-m", "pyprobe", "build", str(ROOT / "examples" / "exporter" / "xdp-udp.bpf.c"),
+             "-o", str(tmp_path / "xdp-udp.bpf.o"), "-D", 'XDP_IFACE="nosuchif0"']  # fmt: skip
+    subprocess.run(build, check=True, capture_output=True)
+    shutil.copy(EXAMPLES / "xdp-udp.yaml", tmp_path)
+    with Exporter() as exporter:
+        (config,) = load_config(tmp_path)
+        with pytest.raises(pyprobe.AttachError, match="no network interface 'nosuchif0'"):
+            exporter.add(config)
+        assert exporter.programs == []
+
+
+def test_bpf_stats_give_run_counts() -> None:
+    with pyprobe.load(EXAMPLES / "usdt-ticks.bpf.o") as obj, Exporter(bpf_stats=True) as exporter:
+        obj.attach()
+        exporter.add_object(obj, load_config(EXAMPLES, ["usdt-ticks"])[0])
+        run_usdt(5)
+        text = generate_latest(exporter.registry).decode()
+        prog_id = str(obj.programs["tick"].id)
+        assert value(text, "ebpf_exporter_ebpf_program_run_count_total", id=prog_id) == 5
+        run_time = value(text, "ebpf_exporter_ebpf_program_run_time_seconds_total", id=prog_id)
+        assert run_time is not None and 0 < run_time < 1

@@ -35,7 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.utils import floatToGoString as _go_float
 
 import pyprobe
-from pyprobe.enums import ProgramType
+from pyprobe.enums import AttachType, ProgramType
 from pyprobe.export.collector import MetricMap, check_maps
 from pyprobe.export.config import ConfigError, CounterConfig, ProgramConfig, config_from_dict
 from pyprobe.perf_event import HARDWARE_EVENTS, PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE, SOFTWARE_EVENTS, open_sampling
@@ -255,6 +255,7 @@ class Exporter:
             if prog.section.startswith("xdp/"):
                 iface = prog.section.removeprefix("xdp/")
                 prog.type = ProgramType.XDP
+                prog.attach_type = AttachType.XDP  # what libbpf sets for SEC("xdp"); XDP links need it
                 custom[prog.name] = ("xdp", iface)
             elif prog.section.startswith("perf_event/"):
                 custom[prog.name] = ("perf_event", _perf_section(config, prog))
@@ -315,6 +316,11 @@ class Exporter:
             raise pyprobe.ClosedError(0, "used after close()", context="exporter")
 
     @property
+    def stats_enabled(self) -> bool:
+        """Whether programs' run counts and times are counted: the sysctl, or this exporter's ``bpf_stats``."""
+        return self._stats_fd >= 0 or bpf_stats_enabled()
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` ran."""
         return self._closed
@@ -366,7 +372,7 @@ class MapCollector:
                 for mm in exported.metrics:
                     out.append(self._metric(mm, exporter.batch))
             self.last_duration = time.perf_counter() - start
-            out.extend(self._own(exporter.programs))
+            out.extend(self._own(exporter.programs, exporter.stats_enabled))
             return iter(out)
 
     @staticmethod
@@ -385,7 +391,7 @@ class MapCollector:
             hist.add_metric(list(labels), pairs, total)
         return hist
 
-    def _own(self, programs: list[ExportedProgram]) -> list[Metric]:
+    def _own(self, programs: list[ExportedProgram], stats_on: bool) -> list[Metric]:
         enabled = GaugeMetricFamily(f"{NAMESPACE}_enabled_configs", "The set of enabled configs", labels=["name"])
         info = GaugeMetricFamily(
             f"{NAMESPACE}_ebpf_program_info", "Info about ebpf programs", labels=["config", "program", "tag", "id"]
@@ -402,7 +408,6 @@ class MapCollector:
         capacity = GaugeMetricFamily(
             f"{NAMESPACE}_map_max_entries", "Capacity (max_entries) of each metric map", labels=["config", "map"]
         )
-        stats_on = bpf_stats_enabled()
         for exported in programs:
             name = exported.config.name
             enabled.add_metric([name], 1)

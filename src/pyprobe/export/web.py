@@ -33,7 +33,7 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 
 from pyprobe.export.config import ConfigError, _read_yaml
-from pyprobe.export.exporter import Exporter, bpf_stats_enabled, program_stats
+from pyprobe.export.exporter import Exporter, program_stats
 
 __all__ = ["DEFAULT_LISTEN", "ExporterServer", "WebConfig", "load_web_config", "parse_listen"]
 
@@ -210,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _index(exporter: Exporter) -> str:
     rows: list[str] = []
-    stats_on = bpf_stats_enabled()
+    stats_on = exporter.stats_enabled
     with exporter._lock:
         for exported in exporter.programs:
             targets: dict[int, list[str]] = {}
