@@ -1,4 +1,4 @@
-# bpf_object(<src.bpf.c> <outdir> <outvar>): compiles one BPF C file into a CO-RE
+# bpf_object(<src.bpf.c> <outdir> <outvar> [extra clang flags...]): compiles one BPF C file into a CO-RE
 # <outdir>/<name>.bpf.o with clang, against the committed vmlinux.h, and strips
 # its DWARF (BTF stays). Header dependencies come from clang's depfile.
 
@@ -31,7 +31,7 @@ function(bpf_object src outdir outvar)
   add_custom_command(
     OUTPUT ${out}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${outdir}
-    COMMAND ${BPF_CLANG} ${BPF_CFLAGS} -I${srcdir} -MD -MF ${out}.d -c ${src} -o ${tmp}
+    COMMAND ${BPF_CLANG} ${BPF_CFLAGS} ${ARGN} -I${srcdir} -MD -MF ${out}.d -c ${src} -o ${tmp}
     COMMAND ${BPF_STRIP} -g ${tmp} -o ${out}
     COMMAND ${CMAKE_COMMAND} -E remove ${tmp}
     DEPENDS ${src}

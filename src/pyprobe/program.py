@@ -80,6 +80,15 @@ class Program:
         """The expected attach type."""
         return AttachType(int(lib.bpf_program__expected_attach_type(self._live())))
 
+    @attach_type.setter
+    def attach_type(self, value: AttachType | str | int) -> None:
+        """Sets the expected attach type before load (with :attr:`type`, for sections libbpf does not know)."""
+        atype = AttachType.parse(value)
+        check_int(
+            lib.bpf_program__set_expected_attach_type(self._live(), int(atype)),
+            f"set expected attach type of program '{self.name}'",
+        )
+
     @property
     def autoload(self) -> bool:
         """Whether ``load()`` loads this program; settable before load."""

@@ -40,6 +40,7 @@ COMMANDS = {
     "build": ("build", "compile a BPF C probe against pyprobe's headers and vmlinux.h"),
     "cflags": ("cflags", "print the clang flags for building probes with your own Makefile"),
     "printk": ("printk", "follow bpf_printk output (trace_pipe)"),
+    "export": ("export", "serve ebpf_exporter-format configs as Prometheus metrics"),
     "cmake-dir": ("cmakedir", "print the directory of pyprobe's CMake package (for -Dpyprobe_DIR=...)"),
 }
 """command -> (module in pyprobe.cli, help). Only the module of the command run is imported."""
