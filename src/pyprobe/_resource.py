@@ -13,7 +13,6 @@ Nothing is freed, and no fd number given back to the kernel, under a C call.
 
 from __future__ import annotations
 
-import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -42,18 +41,26 @@ class Guard:
     ``with guard:`` raises :class:`ClosedError` once the resource is closed,
     and otherwise holds off its release until the block ends. A child guard
     (a link made through an object) also holds its parent's. ``wake`` is
-    called (under the guard's lock, before the release can run) when close()
-    finds calls in flight: readers use it to end a blocked wait.
+    called when close() finds calls in flight (before the release can run):
+    readers use it to end a blocked wait.
+
+    The guard is on every call's path, so it uses no lock: a call appends
+    to ``users`` and then looks at ``state``; close() sets ``state`` and then
+    looks at ``users``. ``list.append``, ``list.pop`` and attribute stores
+    are atomic in CPython (with the GIL and in free-threaded builds), so
+    either close() sees the call and leaves the release to it, or the call
+    sees the close and backs out without touching the resource. Whoever
+    finds the resource closed and ``users`` empty pops the one release
+    function from ``_claim``: exactly one caller gets it.
     """
 
-    __slots__ = ("_lock", "_release", "parent", "state", "users", "wake", "what")
+    __slots__ = ("_claim", "parent", "state", "users", "wake", "what")
 
     def __init__(self, release: Callable[[], None] | None, what: str, parent: Guard | None = None) -> None:
-        self._lock = threading.Lock()
-        self._release = release
+        self._claim: list[Callable[[], None]] = [release] if release is not None else []
         self.what = what
         self.parent = parent
-        self.users = 0
+        self.users: list[None] = []
         self.state = _OPEN if release is not None else _RELEASED
         self.wake: Callable[[], None] | None = None
 
@@ -68,42 +75,45 @@ class Guard:
         parent = self.parent
         if parent is not None:
             parent.__enter__()
-        with self._lock:
-            if self.state == _OPEN:
-                self.users += 1
-                return
-        if parent is not None:
-            parent.__exit__(None, None, None)
-        raise self.closed_error()
+        users = self.users
+        users.append(None)
+        if self.state != _OPEN:
+            users.pop()
+            self._settle()
+            if parent is not None:
+                parent.__exit__(None, None, None)
+            raise self.closed_error()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        with self._lock:
-            self.users -= 1
-            last = self.users == 0 and self.state == _CLOSING
-            if last:
-                self.state = _RELEASED
-        if last:
-            self._run_release()
+        users = self.users
+        users.pop()
+        if self.state != _OPEN and not users:
+            self._settle()
         if self.parent is not None:
             self.parent.__exit__(None, None, None)
 
     def close(self) -> None:
-        """Closes: at once when no call is in flight, else when the last one leaves. Idempotent."""
-        with self._lock:
-            if self.state != _OPEN:
-                return
-            if self.users:
-                self.state = _CLOSING
-                if self.wake is not None:
-                    self.wake()
-                return
-            self.state = _RELEASED
-        self._run_release()
+        """Closes: at once when no call is in flight, else when the last one leaves. Idempotent; never blocks."""
+        if self.state != _OPEN:
+            return
+        users = self.users
+        users.append(None)  # holds off the release while waking
+        self.state = _CLOSING
+        if len(users) > 1 and self.wake is not None:
+            self.wake()
+        users.pop()
+        self._settle()
 
-    def _run_release(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+    def _settle(self) -> None:
+        """Runs the release if the resource is closed, no call is in flight and nobody ran it yet."""
+        if self.users:
+            return
+        try:
+            release = self._claim.pop()
+        except IndexError:
+            return
+        self.state = _RELEASED
+        release()
 
 
 _RELEASED_GUARD = Guard(None, "a resource that was never opened")

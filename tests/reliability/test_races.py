@@ -324,15 +324,17 @@ obj = pyprobe.load(EVENTS)
 ring = pyprobe.RingBuffer(obj.maps["events"], lambda e: None)
 ring2 = pyprobe.RingBuffer(obj.maps["events2"], lambda e: None)
 perf = pyprobe.PerfBuffer(obj.maps["perf_events"], lambda e: None, pages=1)
-def spin(reader, timeout):
+def spin(read):
     try:
         while True:
-            reader.poll(timeout=timeout)
+            read()
     except ClosedError:
         pass
-for reader, timeout in ((ring, None), (ring2, 0.0005), (perf, 0.0005)):
-    threading.Thread(target=spin, args=(reader, timeout), daemon=True).start()
-time.sleep(random.random() * 0.02)
+stats = obj.maps["stats"]
+readers = (ring.consume, perf.consume, lambda: ring2.poll(timeout=None), lambda: stats.lookup_bytes(bytes(4)))
+for read in readers:
+    threading.Thread(target=spin, args=(read,), daemon=True).start()
+time.sleep(0.005 + random.random() * 0.02)
 """
     )
     rounds = int(os.environ.get("PYPROBE_EXIT_ROUNDS", "25"))
