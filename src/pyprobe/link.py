@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pyprobe._ffi import cstr, ffi, lib
-from pyprobe._resource import Resource
+from pyprobe._resource import ClosedError, Resource
 from pyprobe.enums import LinkType
 from pyprobe.errors import BpfError, check_int, check_ptr
 
@@ -50,7 +50,11 @@ class Link(Resource):
         # object is not freed while a call on one of its links is in flight.
         self._own(release, self.description, program._object._guard if program is not None else None)
         if program is not None:
-            program._object._adopt_link(self)
+            try:
+                program._object._adopt_link(self)
+            except ClosedError:  # the object was closed in another thread meanwhile
+                self.close()
+                raise
 
     def close(self) -> None:
         """Detaches the link. Calling it again does nothing."""

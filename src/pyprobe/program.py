@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -484,12 +485,14 @@ class Program:
         opts = ffi.new("struct bpf_usdt_opts *")
         opts.sz = ffi.sizeof("struct bpf_usdt_opts")
         opts.usdt_cookie = cookie
-        ptr = self._call(lib.bpf_program__attach_usdt, pid, os.fsencode(path), provider.encode(), name.encode(), opts)
-        ptr = check_ptr(ptr, context, AttachError)
-        return UsdtLink(
-            ptr, self, description=f"usdt {provider}:{name} in {path}", binary=path, provider=provider, name=name,
-            pid=pid,
-        )  # fmt: skip
+        with self._object._guard:  # a USDT link points into the object: it is adopted before a close can free it
+            where = (os.fsencode(path), provider.encode(), name.encode())
+            ptr = self._call(lib.bpf_program__attach_usdt, pid, *where, opts)
+            ptr = check_ptr(ptr, context, AttachError)
+            return UsdtLink(
+                ptr, self, description=f"usdt {provider}:{name} in {path}", binary=path, provider=provider, name=name,
+                pid=pid,
+            )  # fmt: skip
 
     # --- tracepoints ---------------------------------------------------------------------
 
@@ -700,7 +703,8 @@ class Program:
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
         self._loaded_fd(context)
         try:
-            dup = os.dup(fd)
+            with perf_fd._guard if isinstance(perf_fd, PerfEvent) else contextlib.nullcontext():
+                dup = os.dup(fd)  # the number is still the PerfEvent's: a close in another thread waits for this
         except OSError as exc:
             raise AttachError(exc.errno or errno.EBADF, f"perf event fd {fd} is not open", context=context) from None
         opts = ffi.new("struct bpf_perf_event_opts *")
