@@ -413,9 +413,9 @@ class Map(Resource):
         next step raises ClosedError (the fd number may belong to another
         map by then).
         """
-        guard = self._guard
+        guard, doing = self._guard, f"iterate map '{self.name}'"
         with guard:
-            self._loaded_fd(f"iterate map '{self.name}'")
+            self._loaded_fd(doing)
         size = self.key_size
         bufs = (ffi.new("char[]", max(size, 1)), ffi.new("char[]", max(size, 1)))
         seen: set[bytes] = set()
@@ -424,7 +424,7 @@ class Map(Resource):
         cur = 0
         while True:
             with guard:
-                ret = lib.bpf_map_get_next_key(self._loaded_fd(f"iterate map '{self.name}'"), prev, bufs[cur])
+                ret = lib.bpf_map_get_next_key(self._loaded_fd(doing), prev, bufs[cur])
             if ret == -errno.ENOENT:
                 return
             check_int(ret, f"iterate map '{self.name}'", MapError)
