@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pyprobe import _log
 from pyprobe._ffi import cstr, ffi, lib
-from pyprobe._resource import Resource
+from pyprobe._resource import ClosedError, Resource
 from pyprobe.btf import Btf
 from pyprobe.enums import AttachType, ProgramType
 from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
@@ -179,6 +179,8 @@ class BpfObject(Resource):
             for m in self._internal_maps.values():
                 try:
                     rec = self.btf.record(int(m._call(lib.bpf_map__btf_value_type_id)))
+                except ClosedError:
+                    raise  # closed in another thread meanwhile: nothing is cached
                 except BpfError:
                     continue
                 if rec.name == section:

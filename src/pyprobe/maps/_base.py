@@ -280,7 +280,11 @@ class Map(Resource):
     @property
     def _codec(self) -> tuple[Codec, Codec]:
         if self._codecs is None:
-            self._codecs = self._make_codecs()
+            codecs = self._make_codecs()
+            # A close in another thread meanwhile makes BTF lookups fail, which
+            # _make_codecs reads as "no type": raise ClosedError, cache nothing.
+            self._check_open()
+            self._codecs = codecs
         return self._codecs
 
     @property
