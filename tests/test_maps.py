@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Iterator
 
@@ -314,3 +315,36 @@ def test_map_unusable_after_object_close() -> None:
 def test_unloaded_map_raises() -> None:
     with pyprobe.open(test_object("maps")) as obj, pytest.raises(pyprobe.MapError, match="load its object first"):
         obj.maps["hash"][1]
+
+
+def test_an_iterator_stops_with_closed_error_once_its_map_is_closed() -> None:
+    """After close the fd number may be another map's: the iterator must not go on with it."""
+    m1 = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16)
+    for k in range(5):
+        m1[k] = k
+    it = iter(m1)
+    next(it)
+    fd = m1.fd
+    m1.close()
+    m2 = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16)
+    try:
+        m2[100] = 1
+        assert m2.fd == fd  # the number was given again: what the old iterator must not use
+        with pytest.raises(pyprobe.ClosedError, match="used after close"):
+            next(it)
+    finally:
+        m2.close()
+
+
+def test_close_while_a_call_is_in_flight_defers_the_release() -> None:
+    """close() in another thread marks the map closed at once; the fd is closed when the call in flight leaves."""
+    m = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16)
+    fd = m.fd
+    with m._guard:  # as a call in flight does
+        m.close()
+        assert m.closed
+        os.fstat(fd)  # still this map's
+        with pytest.raises(pyprobe.ClosedError):
+            m[1] = 1
+    with pytest.raises(OSError):
+        os.fstat(fd)

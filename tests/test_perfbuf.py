@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import os
 import select
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,3 +157,28 @@ def test_close_frees_the_perf_events(no_fd_leak: None) -> None:
         pb.close()
         with pytest.raises(pyprobe.ClosedError):
             pb.read_batch(timeout=0)
+
+
+def test_a_second_concurrent_reader_thread_is_refused_and_close_wakes_the_first(obj: pyprobe.BpfObject) -> None:
+    pb = pyprobe.PerfBuffer(obj.maps["perf_events"], lambda e: None)
+    raised: list[BaseException] = []
+    started = threading.Event()
+
+    def run() -> None:
+        started.set()
+        try:
+            pb.poll(timeout=30)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)
+    with pytest.raises(pyprobe.ReaderBusyError, match="PerfBuffer 'perf_events'"):
+        pb.read_batch(timeout=0)
+    start = time.monotonic()
+    pb.close()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - start < 0.05
+    assert len(raised) == 1 and isinstance(raised[0], pyprobe.ClosedError), raised

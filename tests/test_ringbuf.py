@@ -407,3 +407,73 @@ def test_batch_without_events_and_slices() -> None:
         batch[::2]
     assert batch[1:].raw == raw[4:] and list(batch[1:].offsets) == [0, 8]
     assert "2 bytes events" in repr(batch)
+
+
+def _blocked_reader(read: Any) -> tuple[threading.Thread, list[BaseException], threading.Event]:
+    """A thread running ``read()`` (a blocking read), what it raised, and an event set once it started."""
+    raised: list[BaseException] = []
+    started = threading.Event()
+
+    def run() -> None:
+        started.set()
+        try:
+            read()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)  # into the wait
+    return thread, raised, started
+
+
+def test_a_second_concurrent_reader_thread_is_refused(obj: pyprobe.BpfObject) -> None:
+    got: list[Any] = []
+    with pyprobe.RingBuffer(obj.maps["events"], got.append, event_type=Event) as rb:
+        thread, raised, _ = _blocked_reader(lambda: rb.poll(timeout=1.0))
+        for read in (
+            lambda: rb.poll(timeout=0),
+            rb.consume,
+            lambda: rb.read_batch(timeout=0),
+            lambda: next(rb.events(timeout=0)),
+        ):
+            with pytest.raises(pyprobe.ReaderBusyError, match="another thread is reading") as info:
+                read()
+            assert "RingBuffer" in str(info.value) and isinstance(info.value, RuntimeError)
+        emit(obj, 3)
+        thread.join(2)
+        assert not raised
+        # The reading thread took every event once; now this thread may read.
+        assert [e.seq for e in got] == [0, 1, 2]
+        emit(obj, 1, start=3)
+        assert rb.poll(timeout=1.0) == 1 and got[-1].seq == 3
+
+
+def test_a_callback_may_read_its_own_reader_again(obj: pyprobe.BpfObject) -> None:
+    seen: list[int] = []
+    with pyprobe.RingBuffer[Any]() as rb:
+        rb_ref = rb
+
+        def callback(event: Any) -> None:
+            seen.append(event.seq)
+            if event.seq == 0:
+                rb_ref.consume()  # the same thread: allowed
+
+        rb.add(obj.maps["events"], callback, event_type=Event)
+        emit(obj, 3)
+        rb.poll(timeout=1.0)
+    assert sorted(seen) == [0, 1, 2]
+
+
+def test_close_from_another_thread_wakes_a_blocked_poll(obj: pyprobe.BpfObject) -> None:
+    rb = pyprobe.RingBuffer(obj.maps["events"], lambda e: None)
+    thread, raised, _ = _blocked_reader(lambda: rb.poll(timeout=30))
+    start = time.monotonic()
+    rb.close()
+    thread.join(5)
+    took = time.monotonic() - start
+    assert not thread.is_alive()
+    assert len(raised) == 1 and isinstance(raised[0], pyprobe.ClosedError), raised
+    assert took < 0.05, f"close() took {took:.3f} s to end the wait"
+    assert rb.closed

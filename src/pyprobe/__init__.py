@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyprobe import features, perf_event, symbols, system, usdt
 from pyprobe._data import cmake_dir
 from pyprobe._ffi import libbpf_version
+from pyprobe._reader import ReaderBusyError
 from pyprobe._resource import ClosedError
 from pyprobe.batch import Batch
 from pyprobe.btf import Btf, BtfError
@@ -123,6 +124,7 @@ __all__ = [
     "Program",
     "ProgramType",
     "QueueMap",
+    "ReaderBusyError",
     "RingBufMap",
     "StackMap",
     "StackTraceMap",

@@ -11,8 +11,11 @@ are kept in order and come first next time: nothing is dropped silently.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import os
 import select
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,8 +24,9 @@ from typing import Any, Generic, TypeVar
 
 from pyprobe._resource import Resource
 from pyprobe.batch import Batch
+from pyprobe.errors import BpfError
 
-__all__ = ["EventReader", "Source"]
+__all__ = ["EventReader", "ReaderBusyError", "Source"]
 
 E = TypeVar("E")
 """The Python type events decode to."""
@@ -33,6 +37,57 @@ MAX_PER_CALL = 1 << 20
 """poll() and consume() return after this many events even when more keep coming."""
 MAX_SLICE = 0.1
 """The longest a wait lasts before Python checks for signals (Ctrl-C) and the ring's fill."""
+
+
+class ReaderBusyError(BpfError, RuntimeError):
+    """Another thread is reading from this reader now (in poll, consume, read_batch, events or aevents).
+
+    Two threads draining one reader would each get some events, or the same
+    events twice; one reader is read by one thread at a time. The thread
+    reading may call the reader again (from a callback); another thread gets
+    this error at once instead of waiting.
+    """
+
+
+ReaderBusyError.__module__ = "pyprobe"
+
+
+class _Turn:
+    """Lets one thread at a time read a reader; re-entrant for that thread, refusing (not waiting for) others."""
+
+    __slots__ = ("_lock", "depth", "owner", "what")
+
+    def __init__(self, what: str) -> None:
+        self._lock = threading.Lock()
+        self.owner = 0
+        self.depth = 0
+        self.what = what
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self.owner == me:
+            self.depth += 1
+            return
+        if not self._lock.acquire(blocking=False):
+            raise ReaderBusyError(
+                errno.EBUSY, "another thread is reading from it: read a reader from one thread at a time",
+                context=self.what,
+            )  # fmt: skip
+        self.owner = me
+        self.depth = 1
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.depth -= 1
+        if not self.depth:
+            self.owner = 0
+            self._lock.release()
+
+
+def _close_reader(release: Callable[[], None], wake_fd: int) -> None:
+    try:
+        release()
+    finally:
+        os.close(wake_fd)
 
 
 class Source:
@@ -68,15 +123,29 @@ def check_timeout(timeout: object, what: str) -> float | None:
 class EventReader(Resource, Generic[E]):
     """Base of :class:`~pyprobe.RingBuffer` and :class:`~pyprobe.PerfBuffer`; ``E`` is the type events decode to.
 
-    Not thread-safe: use a reader from one thread at a time.
+    One thread reads at a time: a second thread calling a reading method
+    while the first is in one gets :class:`ReaderBusyError`. ``close()``
+    may come from any thread: a read in flight is woken, stops with
+    :class:`~pyprobe.ClosedError` at its next step, and the reader's memory
+    and fds are freed when it has left.
     """
 
     _drain_interval: float
     _poller: Any = None
+    _wake_fd = -1
 
     def _init_reader(self, drain_interval: float) -> None:
         self._drain_interval = check_interval(drain_interval)
         self._pending: deque[tuple[Source, Batch[Any]]] = deque()
+        self._turn = _Turn(type(self).__name__)
+
+    def _own_reader(self, release: Callable[[], None], what: str) -> None:
+        """Owns the reader's resources and an eventfd that close() signals to end a wait in another thread."""
+        wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_fd = wake
+        self._own(lambda: _close_reader(release, wake), what)
+        self._guard.wake = lambda: os.eventfd_write(wake, 1)
+        self._turn.what = what
 
     # -- subclasses ----------------------------------------------------------
     def _sources(self) -> list[Source]:
@@ -104,15 +173,20 @@ class EventReader(Resource, Generic[E]):
                 return source, batch
             self._pending[0] = (source, batch[max_events:])
             return source, batch[:max_events]
-        self._check_open()
-        return self._read(max_events, force)
+        with self._guard:  # ClosedError once closed; holds off the release while C reads
+            return self._read(max_events, force)
 
     def _wait(self, timeout: float) -> None:
-        """Waits up to ``timeout`` s (GIL released) for the kernel's wakeup; Ctrl-C raises KeyboardInterrupt."""
-        if self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(self.fileno(), select.POLLIN)
-        self._poller.poll(max(1, math.ceil(timeout * 1000)))
+        """Waits up to ``timeout`` s (GIL released) for the kernel's wakeup; Ctrl-C raises KeyboardInterrupt.
+
+        close() in another thread ends the wait at once (through the wake eventfd).
+        """
+        with self._guard:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(self.fileno(), select.POLLIN)
+                self._poller.register(self._wake_fd, select.POLLIN)
+            self._poller.poll(max(1, math.ceil(timeout * 1000)))
 
     def _next(self, max_events: int, timeout: float | None) -> tuple[Source, Batch[Any]] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -171,10 +245,11 @@ class EventReader(Resource, Generic[E]):
         """
         wait = check_timeout(timeout, "poll()")
         self._check_callbacks()
-        got = self._next(CHUNK, wait)
-        if got is None:
-            return 0
-        return self._drain(self._dispatch(*got), force=False)
+        with self._turn:
+            got = self._next(CHUNK, wait)
+            if got is None:
+                return 0
+            return self._drain(self._dispatch(*got), force=False)
 
     def consume(self) -> int:
         """Calls the callback for every event available now, without waiting; returns how many.
@@ -182,7 +257,8 @@ class EventReader(Resource, Generic[E]):
         Same exception rules as :meth:`poll`.
         """
         self._check_callbacks()
-        return self._drain(0, force=True)
+        with self._turn:
+            return self._drain(0, force=True)
 
     def events(self, timeout: float | None = None) -> Iterator[E]:
         """Yields events as they come; ends once ``timeout`` seconds pass with no event (None: never ends).
@@ -193,7 +269,8 @@ class EventReader(Resource, Generic[E]):
         """
         wait = check_timeout(timeout, "events()")
         while True:
-            got = self._next(CHUNK, wait)
+            with self._turn:  # per step: the loop body between events runs outside
+                got = self._next(CHUNK, wait)
             if got is None:
                 return
             source, batch = got
@@ -221,7 +298,8 @@ class EventReader(Resource, Generic[E]):
         try:
             last = loop.time()
             while True:
-                got = self._take(CHUNK)
+                with self._turn:
+                    got = self._take(CHUNK)
                 if got is None:
                     now = loop.time()
                     if wait is not None and now - last >= wait:
@@ -252,7 +330,8 @@ class EventReader(Resource, Generic[E]):
         if not isinstance(max_events, int) or isinstance(max_events, bool) or max_events < 1:
             raise ValueError(f"max_events must be a positive int, not {max_events!r}")
         wait = check_timeout(timeout, "read_batch()")
-        got = self._next(max_events, wait)
+        with self._turn:
+            got = self._next(max_events, wait)
         if got is None:
             sources = self._sources()
             first = sources[0] if sources else Source("", None, None)

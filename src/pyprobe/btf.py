@@ -14,6 +14,7 @@ gives the matching numpy dtype when numpy is installed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import importlib
@@ -270,9 +271,13 @@ class Btf:
     Nothing here blocks or makes a system call except :meth:`from_kernel`.
     """
 
-    def __init__(self, ptr: Any, *, check: Callable[[], None] | None = None, owned: bool = False) -> None:
+    def __init__(
+        self, ptr: Any, *, check: Callable[[], None] | None = None, owned: bool = False, guard: Any = None
+    ) -> None:
         self._ptr = ptr
         self._check = check
+        self._guard: Any = guard if guard is not None else contextlib.nullcontext()
+        """Held around every libbpf call: the owning object's guard (see pyprobe._resource), or nothing."""
         self._records: dict[int, TypeRecord] = {}
         self._types: dict[int, Any] = {}
         self._by_name: dict[str, int] = {}
@@ -300,14 +305,16 @@ class Btf:
 
     def __len__(self) -> int:
         """Number of type ids (id 0, void, included)."""
-        return int(lib.btf__type_cnt(self._live()))
+        with self._guard:
+            return int(lib.btf__type_cnt(self._live()))
 
     # --- records ---------------------------------------------------------------
     def record(self, type_id: int) -> TypeRecord:
         """The raw record of ``type_id`` (kind, name, size, members...)."""
         rec = self._records.get(type_id)
         if rec is None:
-            rec = self._read(type_id)
+            with self._guard:
+                rec = self._read(type_id)
             self._records[type_id] = rec
         return rec
 
@@ -379,6 +386,10 @@ class Btf:
         found = self._by_name.get(key)
         if found is not None:
             return found
+        with self._guard:
+            return self._find(name, kind, key)
+
+    def _find(self, name: str, kind: int | None, key: str) -> int:
         ptr = self._live()
         words = name.split(None, 1)
         kinds: tuple[int, ...]
@@ -424,7 +435,8 @@ class Btf:
 
     def size_of(self, type_id: int) -> int:
         """Byte size of ``type_id`` as BTF gives it."""
-        size = int(lib.btf__resolve_size(self._live(), type_id))
+        with self._guard:
+            size = int(lib.btf__resolve_size(self._live(), type_id))
         if size < 0:
             raise BtfError(-size, f"BTF type {type_id} has no size", context="resolve BTF type size")
         return size
@@ -446,7 +458,8 @@ class Btf:
         if kind in (Kind.ENUM, Kind.ENUM64):
             return int_type(rec.size, rec.signed or any(v < 0 for _, v in rec.enum_values))
         if kind == Kind.PTR:
-            return int_type(int(lib.btf__pointer_size(self._live())) or 8, False)
+            with self._guard:
+                return int_type(int(lib.btf__pointer_size(self._live())) or 8, False)
         if kind == Kind.FLOAT:
             return {4: ctypes.c_float, 8: ctypes.c_double}.get(rec.size) or ctypes.c_uint8 * rec.size
         if kind == Kind.ARRAY:

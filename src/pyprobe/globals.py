@@ -49,10 +49,10 @@ class GlobalVariables:
             ) from None
 
     def _memory(self, doing: str) -> Any:
-        self._object._check_open()
+        """The section's memory and size, for use inside ``with self._object._guard:`` (it may be unmapped after)."""
         if self._map is None:
             raise BpfError(errno.ENOENT, f"the object has no {self._section} section", context=doing)
-        if self._object.state == "loaded" and not self._remapped:
+        if self._object._loaded and not self._remapped:
             writable = 0 if self._section.startswith(".rodata") else 1
             check_int(lib.pyprobe_map_remap(self._map, writable), f"map {self._section} of the loaded object", BpfError)
             object.__setattr__(self, "_remapped", True)
@@ -66,10 +66,12 @@ class GlobalVariables:
         if name.startswith("__"):
             raise AttributeError(name)
         offset, codec = self._variable(name)
-        ptr, size = self._memory(f"read global '{name}'")
-        if offset + codec.size > size:
-            raise BpfError(errno.EFAULT, f"global '{name}' lies outside {self._section}", context="read global")
-        return codec.decode(ffi.buffer(ptr + offset, codec.size)[:])
+        with self._object._guard:  # close() in another thread unmaps the memory only after the copy
+            ptr, size = self._memory(f"read global '{name}'")
+            if offset + codec.size > size:
+                raise BpfError(errno.EFAULT, f"global '{name}' lies outside {self._section}", context="read global")
+            raw = ffi.buffer(ptr + offset, codec.size)[:]
+        return codec.decode(raw)
 
     def __setattr__(self, name: str, value: Any) -> None:
         offset, codec = self._variable(name)
@@ -79,10 +81,11 @@ class GlobalVariables:
             raise BpfError(
                 errno.EPERM, "read-only data is frozen at load: set it between open() and load()", context=doing
             )
-        ptr, size = self._memory(doing)
-        if offset + len(raw) > size:
-            raise BpfError(errno.EFAULT, f"global '{name}' lies outside {self._section}", context=doing)
-        ffi.memmove(ptr + offset, raw, len(raw))
+        with self._object._guard:
+            ptr, size = self._memory(doing)
+            if offset + len(raw) > size:
+                raise BpfError(errno.EFAULT, f"global '{name}' lies outside {self._section}", context=doing)
+            ffi.memmove(ptr + offset, raw, len(raw))
 
     def __contains__(self, name: object) -> bool:
         return name in self._codecs

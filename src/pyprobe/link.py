@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pyprobe._ffi import cstr, ffi, lib
-from pyprobe._resource import Resource
+from pyprobe._resource import ClosedError, Resource
 from pyprobe.enums import LinkType
 from pyprobe.errors import BpfError, check_int, check_ptr
 
@@ -46,9 +46,15 @@ class Link(Resource):
                 lib.bpf_link__destroy(extra)
             lib.bpf_link__destroy(ptr)
 
-        self._own(release, self.description)
+        # A link made through an object also holds the object's guard: the
+        # object is not freed while a call on one of its links is in flight.
+        self._own(release, self.description, program._object._guard if program is not None else None)
         if program is not None:
-            program._object._adopt_link(self)
+            try:
+                program._object._adopt_link(self)
+            except ClosedError:  # the object was closed in another thread meanwhile
+                self.close()
+                raise
 
     def close(self) -> None:
         """Detaches the link. Calling it again does nothing."""
@@ -65,13 +71,15 @@ class Link(Resource):
     @property
     def fd(self) -> int:
         """The link's file descriptor (owned by the link)."""
-        self._check_open()
-        return int(lib.bpf_link__fd(self._ptr))
+        with self._guard:
+            return int(lib.bpf_link__fd(self._ptr))
 
     def _info(self) -> Any:
         info = ffi.new("struct bpf_link_info *")
         size = ffi.new("__u32 *", ffi.sizeof("struct bpf_link_info"))
-        check_int(lib.bpf_link_get_info_by_fd(self.fd, info, size), f"get info of {self.description}")
+        with self._guard:
+            fd = int(lib.bpf_link__fd(self._ptr))
+            check_int(lib.bpf_link_get_info_by_fd(fd, info, size), f"get info of {self.description}")
         return info
 
     @property
@@ -87,8 +95,8 @@ class Link(Resource):
     @property
     def pin_path(self) -> str | None:
         """Where the link is pinned, or None."""
-        self._check_open()
-        return cstr(lib.bpf_link__pin_path(self._ptr)) or None
+        with self._guard:
+            return cstr(lib.bpf_link__pin_path(self._ptr)) or None
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pins the link on bpffs at ``path`` so that it outlives this process."""
@@ -100,12 +108,13 @@ class Link(Resource):
                 f"this link is made of {1 + len(self._also)} kernel links and cannot be pinned as one",
                 context=f"pin {self.description} at {path}",
             )  # fmt: skip
-        check_int(lib.bpf_link__pin(self._ptr, path.encode()), f"pin {self.description} at {path}")
+        with self._guard:
+            check_int(lib.bpf_link__pin(self._ptr, path.encode()), f"pin {self.description} at {path}")
 
     def unpin(self) -> None:
         """Removes the pin file made by :meth:`pin`."""
-        self._check_open()
-        check_int(lib.bpf_link__unpin(self._ptr), f"unpin {self.description}")
+        with self._guard:
+            check_int(lib.bpf_link__unpin(self._ptr), f"unpin {self.description}")
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> Link:

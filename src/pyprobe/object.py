@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pyprobe import _log
 from pyprobe._ffi import cstr, ffi, lib
-from pyprobe._resource import Resource
+from pyprobe._resource import ClosedError, Resource
 from pyprobe.btf import Btf
 from pyprobe.enums import AttachType, ProgramType
 from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
@@ -161,12 +161,13 @@ class BpfObject(Resource):
         self._check_open()
         btf: Btf | None = self.__dict__.get("_btf")
         if btf is None:
-            ptr = lib.bpf_object__btf(self._ptr)
+            with self._guard:
+                ptr = lib.bpf_object__btf(self._ptr)
             if ptr == ffi.NULL:
                 raise BpfError(
                     errno.ENOENT, "the object has no BTF (compile it with -g)", context=f"object '{self.name}'"
                 )
-            btf = self.__dict__["_btf"] = Btf(ptr, check=self._check_open)
+            btf = self.__dict__["_btf"] = Btf(ptr, guard=self._guard)
         return btf
 
     def _globals(self, section: str) -> GlobalVariables:
@@ -177,7 +178,9 @@ class BpfObject(Resource):
             found = GlobalVariables(self, section, None, {})
             for m in self._internal_maps.values():
                 try:
-                    rec = self.btf.record(int(lib.bpf_map__btf_value_type_id(m._ptr)))
+                    rec = self.btf.record(int(m._call(lib.bpf_map__btf_value_type_id)))
+                except ClosedError:
+                    raise  # closed in another thread meanwhile: nothing is cached
                 except BpfError:
                     continue
                 if rec.name == section:
@@ -223,7 +226,7 @@ class BpfObject(Resource):
         self._check_open()
         if self._loaded:
             raise BpfError(errno.EALREADY, "already loaded", context=f"load object '{self.name}'")
-        with _log.capture() as cap:
+        with self._guard, _log.capture() as cap:
             ret = lib.bpf_object__load(self._ptr)
         if ret < 0:
             raise self._load_error(-ret, cap)
@@ -294,7 +297,13 @@ class BpfObject(Resource):
         return made
 
     def close(self) -> None:
-        """Detaches this object's links and frees its programs and maps. Calling it again does nothing."""
+        """Detaches this object's links and frees its programs and maps. Calling it again does nothing.
+
+        Never blocks: calls in flight in other threads on the object, its
+        maps, programs, globals or links finish first, and the last of them
+        to return does the release; calls made after close() raise
+        :class:`ClosedError`.
+        """
         super().close()
         self._links.clear()
 

@@ -7,6 +7,7 @@ kernel's lost-sample records, so one drain never calls Python per event.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 from collections.abc import Callable
@@ -120,15 +121,19 @@ class PerfBuffer(EventReader[E]):
         if not isinstance(wakeup_events, int) or isinstance(wakeup_events, bool) or not 1 <= wakeup_events < 1 << 31:
             raise ValueError(f"wakeup_events of map '{name}' must be a positive int, not {wakeup_events!r}")
         etype = resolve_event_type(map, event_type)
-        fd = int(map.fd)
-        if fd < 0:
-            raise MapError(errno.EBADF, "the map is not created yet: load its object first", context=f"map '{name}'")
         truncate = ctypes.sizeof(etype) if etype is not None else 0
-        ptr = check_ptr(
-            lib.pyprobe_perf_new(fd, pages, wakeup_events, truncate), f"open the perf buffer of map '{name}'", MapError
-        )
+        with getattr(map, "_guard", contextlib.nullcontext()):  # the number stays the map's during the call
+            fd = int(map.fd)
+            if fd < 0:
+                raise MapError(
+                    errno.EBADF, "the map is not created yet: load its object first", context=f"map '{name}'"
+                )
+            ptr = check_ptr(
+                lib.pyprobe_perf_new(fd, pages, wakeup_events, truncate),
+                f"open the perf buffer of map '{name}'", MapError,
+            )  # fmt: skip
         self._ptr = ptr
-        self._own(lambda: _release(ptr), f"PerfBuffer '{name}'")
+        self._own_reader(lambda: _release(ptr), f"PerfBuffer '{name}'")
         self._source = Source(name, callback, etype)
         self._map = map
         self.lost = lost
@@ -150,8 +155,8 @@ class PerfBuffer(EventReader[E]):
 
     def fileno(self) -> int:
         """libbpf's epoll fd over the per-CPU perf events: readable after a kernel wakeup."""
-        self._check_open()
-        return int(lib.pyprobe_perf_epoll_fd(self._ptr))
+        with self._guard:
+            return int(lib.pyprobe_perf_epoll_fd(self._ptr))
 
     def _read(self, max_events: int, force: bool = True) -> tuple[Source, Batch[Any]] | None:
         ptr = self._ptr

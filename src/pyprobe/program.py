@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from pyprobe import features, symbols, usdt
 from pyprobe._ffi import cstr, ffi, lib
@@ -28,6 +29,8 @@ from pyprobe.perf_event import PerfEvent
 
 if TYPE_CHECKING:
     from pyprobe.object import BpfObject
+
+T = TypeVar("T")
 
 __all__ = ["Program", "TestRunResult"]
 
@@ -60,6 +63,11 @@ class Program:
         self._object._check_open()
         return self._ptr
 
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(ptr, *args)`` on the program's libbpf pointer, with the object held open (ClosedError after close)."""
+        with self._object._guard:
+            return fn(self._ptr, *args)
+
     @property
     def object(self) -> BpfObject:
         """The object this program belongs to."""
@@ -68,17 +76,17 @@ class Program:
     @property
     def type(self) -> ProgramType:
         """The program type libbpf derived from the section name (or set before load)."""
-        return ProgramType(int(lib.bpf_program__type(self._live())))
+        return ProgramType(int(self._call(lib.bpf_program__type)))
 
     @type.setter
     def type(self, value: ProgramType | str | int) -> None:
         ptype = ProgramType.parse(value)
-        check_int(lib.bpf_program__set_type(self._live(), int(ptype)), f"set type of program '{self.name}'")
+        check_int(self._call(lib.bpf_program__set_type, int(ptype)), f"set type of program '{self.name}'")
 
     @property
     def attach_type(self) -> AttachType:
         """The expected attach type."""
-        return AttachType(int(lib.bpf_program__expected_attach_type(self._live())))
+        return AttachType(int(self._call(lib.bpf_program__expected_attach_type)))
 
     @attach_type.setter
     def attach_type(self, value: AttachType | str | int) -> None:
@@ -92,11 +100,11 @@ class Program:
     @property
     def autoload(self) -> bool:
         """Whether ``load()`` loads this program; settable before load."""
-        return bool(lib.bpf_program__autoload(self._live()))
+        return bool(self._call(lib.bpf_program__autoload))
 
     @autoload.setter
     def autoload(self, value: bool) -> None:
-        ret = lib.bpf_program__set_autoload(self._live(), bool(value))
+        ret = self._call(lib.bpf_program__set_autoload, bool(value))
         if ret < 0 and self._object.state == "loaded":
             raise BpfError(-ret, "autoload can only be set before load", context=f"program '{self.name}'")
         check_int(ret, f"set autoload of program '{self.name}'")
@@ -104,21 +112,21 @@ class Program:
     @property
     def autoattach(self) -> bool:
         """Whether :meth:`BpfObject.attach` attaches this program from its SEC name."""
-        return bool(lib.bpf_program__autoattach(self._live()))
+        return bool(self._call(lib.bpf_program__autoattach))
 
     @autoattach.setter
     def autoattach(self, value: bool) -> None:
-        lib.bpf_program__set_autoattach(self._live(), bool(value))
+        self._call(lib.bpf_program__set_autoattach, bool(value))
 
     @property
     def instruction_count(self) -> int:
         """Number of BPF instructions (after libbpf's relocations, once loaded)."""
-        return int(lib.bpf_program__insn_cnt(self._live()))
+        return int(self._call(lib.bpf_program__insn_cnt))
 
     @property
     def fd(self) -> int:
         """The program's fd, owned by the object; -1 before load or when not loaded."""
-        return max(int(lib.bpf_program__fd(self._live())), -1)
+        return max(int(self._call(lib.bpf_program__fd)), -1)
 
     def _loaded_fd(self, doing: str) -> int:
         fd = self.fd
@@ -130,8 +138,9 @@ class Program:
     def _info(self) -> Any:
         info = ffi.new("struct bpf_prog_info *")
         size = ffi.new("__u32 *", ffi.sizeof("struct bpf_prog_info"))
-        fd = self._loaded_fd(f"get info of program '{self.name}'")
-        check_int(lib.bpf_prog_get_info_by_fd(fd, info, size), f"get info of program '{self.name}'")
+        with self._object._guard:
+            fd = self._loaded_fd(f"get info of program '{self.name}'")
+            check_int(lib.bpf_prog_get_info_by_fd(fd, info, size), f"get info of program '{self.name}'")
         return info
 
     @property
@@ -205,7 +214,7 @@ class Program:
             return self.attach_kprobe(func, retprobe=base == "kretprobe", offset=int(off, 0) if off else 0)
         if base in ("tp_btf", "fentry", "fexit", "fmod_ret", "lsm") and target:
             return self.attach_trace()
-        ptr = lib.bpf_program__attach(self._live())
+        ptr = self._call(lib.bpf_program__attach)
         if ptr == ffi.NULL and ffi.errno == errno.EOPNOTSUPP:
             return None
         ptr = check_ptr(ptr, context, AttachError)
@@ -319,7 +328,7 @@ class Program:
         opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
         opts.retprobe = bool(retprobe)
         opts.bpf_cookie = cookie
-        ptr = lib.bpf_program__attach_uprobe_opts(self._live(), pid, os.fsencode(path), file_offset, opts)
+        ptr = self._call(lib.bpf_program__attach_uprobe_opts, pid, os.fsencode(path), file_offset, opts)
         return check_ptr(ptr, context, AttachError)
 
     def _attach_return_sites(
@@ -448,7 +457,7 @@ class Program:
         opts.retprobe = bool(retprobe)
         cookie_buf = ffi.new("__u64[]", cookie_list) if cookie_list else ffi.NULL
         opts.cookies = cookie_buf
-        ptr = lib.bpf_program__attach_uprobe_multi(self._live(), pid, os.fsencode(path), ffi.NULL, opts)
+        ptr = self._call(lib.bpf_program__attach_uprobe_multi, pid, os.fsencode(path), ffi.NULL, opts)
         ptr = check_ptr(ptr, context, AttachError)
         kind = "uretprobe.multi" if retprobe else "uprobe.multi"
         return UprobeMultiLink(
@@ -485,12 +494,14 @@ class Program:
         opts = ffi.new("struct bpf_usdt_opts *")
         opts.sz = ffi.sizeof("struct bpf_usdt_opts")
         opts.usdt_cookie = cookie
-        ptr = lib.bpf_program__attach_usdt(self._live(), pid, os.fsencode(path), provider.encode(), name.encode(), opts)
-        ptr = check_ptr(ptr, context, AttachError)
-        return UsdtLink(
-            ptr, self, description=f"usdt {provider}:{name} in {path}", binary=path, provider=provider, name=name,
-            pid=pid,
-        )  # fmt: skip
+        with self._object._guard:  # a USDT link points into the object: it is adopted before a close can free it
+            where = (os.fsencode(path), provider.encode(), name.encode())
+            ptr = self._call(lib.bpf_program__attach_usdt, pid, *where, opts)
+            ptr = check_ptr(ptr, context, AttachError)
+            return UsdtLink(
+                ptr, self, description=f"usdt {provider}:{name} in {path}", binary=path, provider=provider, name=name,
+                pid=pid,
+            )  # fmt: skip
 
     # --- tracepoints ---------------------------------------------------------------------
 
@@ -518,7 +529,7 @@ class Program:
         opts = ffi.new("struct bpf_tracepoint_opts *")
         opts.sz = ffi.sizeof("struct bpf_tracepoint_opts")
         opts.bpf_cookie = cookie
-        ptr = lib.bpf_program__attach_tracepoint_opts(self._live(), category.encode(), name.encode(), opts)
+        ptr = self._call(lib.bpf_program__attach_tracepoint_opts, category.encode(), name.encode(), opts)
         ptr = check_ptr(ptr, context, AttachError)
         return TracepointLink(ptr, self, description=f"tracepoint {category}:{name}", category=category, name=name)
 
@@ -541,9 +552,9 @@ class Program:
             opts = ffi.new("struct bpf_raw_tracepoint_opts *")
             opts.sz = ffi.sizeof("struct bpf_raw_tracepoint_opts")
             opts.cookie = cookie
-            ptr = lib.bpf_program__attach_raw_tracepoint_opts(self._live(), name.encode(), opts)
+            ptr = self._call(lib.bpf_program__attach_raw_tracepoint_opts, name.encode(), opts)
         else:
-            ptr = lib.bpf_program__attach_raw_tracepoint_opts(self._live(), name.encode(), ffi.NULL)
+            ptr = self._call(lib.bpf_program__attach_raw_tracepoint_opts, name.encode(), ffi.NULL)
         if ptr == ffi.NULL and ffi.errno == errno.ENOENT:
             raise AttachError(errno.ENOENT, f"no raw tracepoint '{name}'", context=context)
         ptr = check_ptr(ptr, context, AttachError)
@@ -572,7 +583,7 @@ class Program:
         opts.retprobe = bool(retprobe)
         opts.offset = offset
         opts.bpf_cookie = cookie
-        ptr = lib.bpf_program__attach_kprobe_opts(self._live(), function.encode(), opts)
+        ptr = self._call(lib.bpf_program__attach_kprobe_opts, function.encode(), opts)
         ptr = check_ptr(ptr, context, AttachError)
         return KprobeLink(
             ptr, self, description=f"{kind} {function}", function=function, offset=offset, retprobe=retprobe
@@ -621,12 +632,12 @@ class Program:
         features.require(feature, context)
         self._loaded_fd(context)
         if feature == "lsm":
-            ptr = lib.bpf_program__attach_lsm(self._live())
+            ptr = self._call(lib.bpf_program__attach_lsm)
         else:
             opts = ffi.new("struct bpf_trace_opts *")
             opts.sz = ffi.sizeof("struct bpf_trace_opts")
             opts.cookie = cookie
-            ptr = lib.bpf_program__attach_trace_opts(self._live(), opts)
+            ptr = self._call(lib.bpf_program__attach_trace_opts, opts)
         ptr = check_ptr(ptr, context, AttachError)
         target = self._trace_target()
         return TraceLink(ptr, self, description=f"{feature} {target}", kind=feature, target=target)
@@ -652,7 +663,7 @@ class Program:
         if feature is not None:
             features.require(feature, context)
         fd = self._target_fd(target, context)
-        check_int(lib.bpf_program__set_attach_target(self._live(), fd, function.encode()), context)
+        check_int(self._call(lib.bpf_program__set_attach_target, fd, function.encode()), context)
         self._attach_func = function
 
     def _target_fd(self, target: Program | int | None, context: str) -> int:
@@ -677,7 +688,7 @@ class Program:
         features.require("freplace", context)
         fd = self._target_fd(target, context)
         self._loaded_fd(context)
-        ptr = lib.bpf_program__attach_freplace(self._live(), fd, function.encode())
+        ptr = self._call(lib.bpf_program__attach_freplace, fd, function.encode())
         ptr = check_ptr(ptr, context, AttachError)
         return TraceLink(ptr, self, description=f"freplace {function}", kind="freplace", target=function)
 
@@ -701,13 +712,14 @@ class Program:
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
         self._loaded_fd(context)
         try:
-            dup = os.dup(fd)
+            with perf_fd._guard if isinstance(perf_fd, PerfEvent) else contextlib.nullcontext():
+                dup = os.dup(fd)  # the number is still the PerfEvent's: a close in another thread waits for this
         except OSError as exc:
             raise AttachError(exc.errno or errno.EBADF, f"perf event fd {fd} is not open", context=context) from None
         opts = ffi.new("struct bpf_perf_event_opts *")
         opts.sz = ffi.sizeof("struct bpf_perf_event_opts")
         opts.bpf_cookie = cookie
-        ptr = lib.bpf_program__attach_perf_event_opts(self._live(), dup, opts)
+        ptr = self._call(lib.bpf_program__attach_perf_event_opts, dup, opts)
         if ptr == ffi.NULL:
             err = ffi.errno or errno.EINVAL
             os.close(dup)
@@ -734,7 +746,7 @@ class Program:
         except OSError:
             raise AttachError(errno.ENODEV, f"no network interface {interface!r}", context=context) from None
         self._loaded_fd(context)
-        ptr = check_ptr(lib.bpf_program__attach_xdp(self._live(), ifindex), context, AttachError)
+        ptr = check_ptr(self._call(lib.bpf_program__attach_xdp, ifindex), context, AttachError)
         return XdpLink(ptr, self, description=f"xdp on {ifname}", ifindex=ifindex, interface=ifname)
 
     def test_run(self, data: bytes = b"", *, ctx: bytes | None = None, repeat: int = 1) -> TestRunResult:
@@ -750,7 +762,7 @@ class Program:
         if not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"test_run repeat must be a positive int, not {repeat!r}")
         context = f"test_run program '{self.name}'"
-        fd = self._loaded_fd(context)
+        self._loaded_fd(context)
         opts = ffi.new("struct bpf_test_run_opts *")
         opts.sz = ffi.sizeof("struct bpf_test_run_opts")
         out = ctx_buf = None
@@ -768,7 +780,8 @@ class Program:
             opts.ctx_size_in = len(ctx)
         opts.repeat = repeat if repeat > 1 else 0  # SEC("syscall") programs refuse any repeat
         hint = 'SEC("syscall") programs run once: repeat must be 1' if repeat > 1 else ""
-        check_int(lib.bpf_prog_test_run_opts(fd, opts), context, hint=hint)
+        with self._object._guard:  # the fd stays the program's until the run returns
+            check_int(lib.bpf_prog_test_run_opts(self._loaded_fd(context), opts), context, hint=hint)
         out_data = bytes(ffi.buffer(out, opts.data_size_out)) if out is not None else b""
         ctx_out = bytes(ffi.buffer(ctx_buf, len(ctx_buf) - 1)) if ctx_buf is not None else b""
         return TestRunResult(int(opts.retval), out_data, int(opts.duration), ctx_out)
@@ -777,7 +790,7 @@ class Program:
         """Pins the loaded program on bpffs at ``path``."""
         path = os.fspath(path)
         self._loaded_fd(f"pin program '{self.name}'")
-        check_int(lib.bpf_program__pin(self._live(), path.encode()), f"pin program '{self.name}' at {path}")
+        check_int(self._call(lib.bpf_program__pin, path.encode()), f"pin program '{self.name}' at {path}")
         self._pin_path: str | None = path
 
     def unpin(self) -> None:
@@ -785,7 +798,7 @@ class Program:
         path = getattr(self, "_pin_path", None)
         if path is None:
             raise BpfError(errno.ENOENT, "not pinned", context=f"unpin program '{self.name}'")
-        check_int(lib.bpf_program__unpin(self._live(), path.encode()), f"unpin program '{self.name}' from {path}")
+        check_int(self._call(lib.bpf_program__unpin, path.encode()), f"unpin program '{self.name}' from {path}")
         self._pin_path = None
 
     def __repr__(self) -> str:

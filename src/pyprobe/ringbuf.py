@@ -7,6 +7,7 @@ Python-owned buffer, so Python pays nothing per event to get them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -152,7 +153,8 @@ class RingBuffer(EventReader[E]):
         self._maps: list[Map] = []
         self._need = ffi.new("size_t[3]")
         self._epoll = select.epoll()
-        self._own(functools.partial(_release, self._rings, self._epoll), "RingBuffer")
+        self._own_reader(functools.partial(_release, self._rings, self._epoll), "RingBuffer")
+        self._epoll.register(self._wake_fd, select.EPOLLIN)  # close() from another thread ends a wait
         if map is not None:
             try:
                 self.add(map, callback, event_type=event_type)
@@ -171,7 +173,10 @@ class RingBuffer(EventReader[E]):
         Raises TypeError for a map that is not BPF_MAP_TYPE_RINGBUF or a bad
         callback or event_type, :class:`MapError` when the map has no fd yet.
         """
-        self._check_open()
+        with self._guard:
+            self._add(map, callback, event_type)
+
+    def _add(self, map: Map, callback: Callable[[E], object] | None, event_type: type[E] | str | None) -> None:
         name = getattr(map, "name", None)
         mtype = getattr(map, "type", None)
         if name is None or mtype is None or not hasattr(map, "fd"):
@@ -181,10 +186,13 @@ class RingBuffer(EventReader[E]):
             raise TypeError(f"map '{name}' is a {kind} map, not a ringbuf map: RingBuffer reads BPF_MAP_TYPE_RINGBUF")
         check_callback(callback, f"callback of map '{name}'")
         etype = resolve_event_type(map, event_type)
-        fd = int(map.fd)
-        if fd < 0:
-            raise MapError(errno.EBADF, "the map is not created yet: load its object first", context=f"map '{name}'")
-        own = os.dup(fd)
+        with getattr(map, "_guard", contextlib.nullcontext()):  # the number stays the map's until dup'ed
+            fd = int(map.fd)
+            if fd < 0:
+                raise MapError(
+                    errno.EBADF, "the map is not created yet: load its object first", context=f"map '{name}'"
+                )
+            own = os.dup(fd)
         try:
             ptr = check_ptr(lib.pyprobe_ring_new(own), f"map the ring buffer '{name}'", MapError)
         except BaseException:
@@ -207,8 +215,13 @@ class RingBuffer(EventReader[E]):
         return self._epoll.fileno()
 
     def _wait(self, timeout: float) -> None:
-        """Waits up to ``timeout`` s (GIL released) for a kernel wakeup of a ring; Ctrl-C raises KeyboardInterrupt."""
-        for fd, _ in self._epoll.poll(max(0.001, timeout)):
+        """Waits up to ``timeout`` s (GIL released) for a kernel wakeup of a ring; Ctrl-C raises KeyboardInterrupt.
+
+        close() in another thread ends the wait at once (through the wake eventfd).
+        """
+        with self._guard:
+            ready = self._epoll.poll(max(0.001, timeout))
+        for fd, _ in ready:
             for ring in self._rings:
                 if ring.fd == fd:
                     ring.idle_since = None

@@ -8,8 +8,8 @@ import enum
 import errno
 import logging
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pyprobe._btf_write import BtfWriter, UnsupportedType
 from pyprobe._ffi import cstr, ffi, lib
@@ -47,6 +47,7 @@ class KeyExistsError(MapError):
 KeyExistsError.__module__ = "pyprobe"
 
 PER_CPU_TYPES = (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE)
+T = TypeVar("T")
 _INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.ARRAY_OF_MAPS, MapType.PROG_ARRAY)
 _EINVAL_HINTS = {
     MapType.ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
@@ -91,6 +92,7 @@ class Map(Resource):
         self._codecs: tuple[Codec, Codec] | None = None
         self._pin_path: str | None = None
         if obj is not None:
+            self._guard = obj._guard  # calls on an object's map hold off the object's release
             self.name: str = cstr(lib.bpf_map__name(ptr))
             """The map's name in the C source (or given to :meth:`create`)."""
         else:
@@ -106,21 +108,17 @@ class Map(Resource):
         return kind(obj, ptr)
 
     # --- life cycle -------------------------------------------------------------
-    @property
-    def closed(self) -> bool:
-        """True once the map's object (or, for a standalone map, the map) was closed."""
-        if self._object is not None:
-            return self._object.closed
-        return Resource.closed.fget(self)  # type: ignore[attr-defined,no-any-return]
-
-    def _check_open(self) -> None:
-        if self._object is not None:
-            self._object._check_open()
-        else:
-            Resource._check_open(self)
+    # ``closed`` and ``_check_open`` come from Resource: an object's map shares
+    # its object's guard. Every use of the map's fd or libbpf pointer runs
+    # inside ``with self._guard:`` so that a close() in another thread never
+    # frees either under a call (the fd number could go to another map).
 
     def close(self) -> None:
-        """Closes a standalone map's fd; does nothing for a map owned by an object."""
+        """Closes a standalone map's fd; does nothing for a map owned by an object.
+
+        A call in flight in another thread finishes first: the fd is closed
+        when it leaves, and calls made after close() raise ClosedError.
+        """
         if self._object is None:
             Resource.close(self)
 
@@ -128,14 +126,20 @@ class Map(Resource):
         self._check_open()
         return self._ptr
 
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(ptr, *args)`` on the map's libbpf pointer, with the object held open."""
+        with self._guard:
+            return fn(self._ptr, *args)
+
     def _info(self) -> Any:
         if self._object is None:
             self._check_open()
             return self._info_cache
         info = ffi.new("struct bpf_map_info *")
         size = ffi.new("__u32 *", ffi.sizeof("struct bpf_map_info"))
-        fd = self._loaded_fd(f"get info of map '{self.name}'")
-        check_int(lib.bpf_map_get_info_by_fd(fd, info, size), f"get info of map '{self.name}'", MapError)
+        with self._guard:
+            fd = self._loaded_fd(f"get info of map '{self.name}'")
+            check_int(lib.bpf_map_get_info_by_fd(fd, info, size), f"get info of map '{self.name}'", MapError)
         return info
 
     # --- attributes -------------------------------------------------------------
@@ -144,28 +148,28 @@ class Map(Resource):
         """The map type."""
         if self._object is None:
             return MapType(int(self._info().type))
-        return MapType(int(lib.bpf_map__type(self._live())))
+        return MapType(int(self._call(lib.bpf_map__type)))
 
     @property
     def key_size(self) -> int:
         """Size of a key in bytes."""
         if self._object is None:
             return int(self._info().key_size)
-        return int(lib.bpf_map__key_size(self._live()))
+        return int(self._call(lib.bpf_map__key_size))
 
     @property
     def value_size(self) -> int:
         """Size of a value in bytes (per CPU for per-CPU maps)."""
         if self._object is None:
             return int(self._info().value_size)
-        return int(lib.bpf_map__value_size(self._live()))
+        return int(self._call(lib.bpf_map__value_size))
 
     @property
     def max_entries(self) -> int:
         """Capacity of the map; settable before load."""
         if self._object is None:
             return int(self._info().max_entries)
-        return int(lib.bpf_map__max_entries(self._live()))
+        return int(self._call(lib.bpf_map__max_entries))
 
     @max_entries.setter
     def max_entries(self, value: int) -> None:
@@ -173,8 +177,8 @@ class Map(Resource):
             raise ValueError(f"max_entries of map '{self.name}' must be a positive int, not {value!r}")
         if self._object is None:
             raise MapError(errno.EINVAL, "max_entries of an existing map cannot change", context=f"map '{self.name}'")
-        ret = lib.bpf_map__set_max_entries(self._live(), value)
-        if ret < 0 and self._object.state == "loaded":
+        ret = self._call(lib.bpf_map__set_max_entries, value)
+        if ret < 0 and self._object._loaded:
             raise MapError(-ret, "max_entries can only be set before load", context=f"map '{self.name}'")
         check_int(ret, f"set max_entries of map '{self.name}'", MapError)
 
@@ -183,18 +187,26 @@ class Map(Resource):
         """The map's creation flags (BPF_F_*)."""
         if self._object is None:
             return int(self._info().map_flags)
-        return int(lib.bpf_map__map_flags(self._live()))
+        return int(self._call(lib.bpf_map__map_flags))
 
     @property
     def fd(self) -> int:
-        """The map's fd (owned by the object, or by this map when standalone); -1 before load."""
+        """The map's fd (owned by the object, or by this map when standalone); -1 before load.
+
+        The number is valid only while the map is open: a caller that hands
+        it to C while another thread may close the map holds the map's
+        guard meanwhile (the library's own calls do).
+        """
         if self._object is None:
             self._check_open()
             return self._own_fd
-        return max(int(lib.bpf_map__fd(self._live())), -1)
+        return max(int(self._call(lib.bpf_map__fd)), -1)
 
     def _loaded_fd(self, doing: str) -> int:
-        fd = self.fd
+        """The fd, for a call made inside ``with self._guard:``."""
+        if self._object is None:
+            return self._own_fd
+        fd = max(int(lib.bpf_map__fd(self._ptr)), -1)
         if fd < 0:
             raise MapError(errno.EBADF, f"map '{self.name}' is not created yet: load its object first", context=doing)
         return fd
@@ -248,9 +260,8 @@ class Map(Resource):
     def _make_codecs(self) -> tuple[Codec, Codec]:
         key_type, value_type = self._explicit_types
         if self._object is not None:
-            ptr = self._live()
-            key_type = key_type or self._btf_type(int(lib.bpf_map__btf_key_type_id(ptr)))
-            value_type = value_type or self._btf_type(int(lib.bpf_map__btf_value_type_id(ptr)))
+            key_type = key_type or self._btf_type(int(self._call(lib.bpf_map__btf_key_type_id)))
+            value_type = value_type or self._btf_type(int(self._call(lib.bpf_map__btf_value_type_id)))
             if key_type is None or value_type is None:
                 declared_key, declared_value = self._declared_types()
                 key_type = key_type or declared_key
@@ -269,7 +280,11 @@ class Map(Resource):
     @property
     def _codec(self) -> tuple[Codec, Codec]:
         if self._codecs is None:
-            self._codecs = self._make_codecs()
+            codecs = self._make_codecs()
+            # A close in another thread meanwhile makes BTF lookups fail, which
+            # _make_codecs reads as "no type": raise ClosedError, cache nothing.
+            self._check_open()
+            self._codecs = codecs
         return self._codecs
 
     @property
@@ -337,9 +352,10 @@ class Map(Resource):
         return self._lookup_raw(raw_key)
 
     def _lookup_raw(self, raw_key: bytes | None) -> bytes | None:
-        fd = self._loaded_fd(f"lookup in map '{self.name}'")
         value = ffi.new("char[]", max(self._value_buffer_size(), 1))
-        ret = lib.bpf_map_lookup_elem(fd, raw_key if raw_key is not None else ffi.NULL, value)
+        with self._guard:
+            fd = self._loaded_fd(f"lookup in map '{self.name}'")
+            ret = lib.bpf_map_lookup_elem(fd, raw_key if raw_key is not None else ffi.NULL, value)
         if ret == -errno.ENOENT:
             return None
         check_int(ret, f"lookup in map '{self.name}'", MapError)
@@ -352,8 +368,9 @@ class Map(Resource):
         self._update_raw(raw_key, raw_value, flags, repr(bytes(key).hex()))
 
     def _update_raw(self, raw_key: bytes | None, raw_value: bytes, flags: int, shown: str) -> None:
-        fd = self._loaded_fd(f"update map '{self.name}'")
-        ret = lib.bpf_map_update_elem(fd, raw_key if raw_key is not None else ffi.NULL, raw_value, int(flags))
+        with self._guard:
+            fd = self._loaded_fd(f"update map '{self.name}'")
+            ret = lib.bpf_map_update_elem(fd, raw_key if raw_key is not None else ffi.NULL, raw_value, int(flags))
         if ret < 0:
             raise self._update_error(-ret, shown, flags)
 
@@ -378,8 +395,9 @@ class Map(Resource):
         return value
 
     def _delete_raw(self, raw_key: bytes, shown: str) -> None:
-        fd = self._loaded_fd(f"delete from map '{self.name}'")
-        ret = lib.bpf_map_delete_elem(fd, raw_key)
+        with self._guard:
+            fd = self._loaded_fd(f"delete from map '{self.name}'")
+            ret = lib.bpf_map_delete_elem(fd, raw_key)
         if ret == -errno.ENOENT:
             raise self._missing(shown, "delete from")
         if ret == -errno.EINVAL and self.type in _EINVAL_HINTS:
@@ -394,9 +412,14 @@ class Map(Resource):
 
         When the previous key was deleted, get_next_key starts again from the
         first key of the map; keys already seen are then skipped, so every key
-        present during the whole iteration comes exactly once.
+        present during the whole iteration comes exactly once. Each step
+        holds the map open for its system call: once the map is closed the
+        next step raises ClosedError (the fd number may belong to another
+        map by then).
         """
-        fd = self._loaded_fd(f"iterate map '{self.name}'")
+        guard, doing = self._guard, f"iterate map '{self.name}'"
+        with guard:
+            self._loaded_fd(doing)
         size = self.key_size
         bufs = (ffi.new("char[]", max(size, 1)), ffi.new("char[]", max(size, 1)))
         seen: set[bytes] = set()
@@ -404,7 +427,8 @@ class Map(Resource):
         steps, limit = 0, 16 * (self.max_entries + 16)
         cur = 0
         while True:
-            ret = lib.bpf_map_get_next_key(fd, prev, bufs[cur])
+            with guard:
+                ret = lib.bpf_map_get_next_key(self._loaded_fd(doing), prev, bufs[cur])
             if ret == -errno.ENOENT:
                 return
             check_int(ret, f"iterate map '{self.name}'", MapError)
@@ -425,7 +449,7 @@ class Map(Resource):
     def pin_path(self) -> str | None:
         """Where this map was pinned by :meth:`pin` (or opened from), or None."""
         if self._object is not None:
-            return cstr(lib.bpf_map__pin_path(self._live())) or None
+            return cstr(self._call(lib.bpf_map__pin_path)) or None
         return self._pin_path
 
     def pin(self, path: str | os.PathLike[str]) -> None:
@@ -433,9 +457,10 @@ class Map(Resource):
         path = os.fspath(path)
         context = f"pin map '{self.name}' at {path}"
         if self._object is not None:
-            check_int(lib.bpf_map__pin(self._live(), path.encode()), context, MapError)
+            check_int(self._call(lib.bpf_map__pin, path.encode()), context, MapError)
         else:
-            check_int(lib.bpf_obj_pin(self.fd, os.fsencode(path)), context, MapError)
+            with self._guard:
+                check_int(lib.bpf_obj_pin(self._own_fd, os.fsencode(path)), context, MapError)
             self._pin_path = path
 
     def unpin(self) -> None:
@@ -444,7 +469,7 @@ class Map(Resource):
         if not path:
             raise MapError(errno.ENOENT, "not pinned", context=f"unpin map '{self.name}'")
         if self._object is not None:
-            check_int(lib.bpf_map__unpin(self._live(), ffi.NULL), f"unpin map '{self.name}'", MapError)
+            check_int(self._call(lib.bpf_map__unpin, ffi.NULL), f"unpin map '{self.name}'", MapError)
         else:
             try:
                 os.unlink(path)

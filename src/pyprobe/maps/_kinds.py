@@ -215,9 +215,10 @@ class KeyValueMap(Map, Generic[K, V]):
     def lookup_and_delete(self, key: K) -> V:
         """Removes ``key`` and returns its value atomically (hash maps, kernel 5.14+)."""
         raw_key = self._key(key)
-        fd = self._loaded_fd(f"lookup_and_delete in map '{self.name}'")
-        value = ffi.new("char[]", self._value_buffer_size())
-        ret = lib.bpf_map_lookup_and_delete_elem(fd, raw_key, value)
+        with self._guard:
+            fd = self._loaded_fd(f"lookup_and_delete in map '{self.name}'")
+            value = ffi.new("char[]", self._value_buffer_size())
+            ret = lib.bpf_map_lookup_and_delete_elem(fd, raw_key, value)
         if ret == -errno.ENOENT:
             raise self._missing(_shown(key), "lookup_and_delete in")
         check_int(ret, f"lookup_and_delete key {_shown(key)} in map '{self.name}'", MapError)
@@ -264,25 +265,27 @@ class KeyValueMap(Map, Generic[K, V]):
         return [v for _, v in self.items()]
 
     def __len__(self) -> int:
-        fd = self._loaded_fd(f"count entries of map '{self.name}'")
-        count = ffi.new("__u32 *")
-        check_int(
-            lib.pyprobe_map_count(fd, self.key_size, self.max_entries, count),
-            f"count entries of map '{self.name}'", MapError,
-        )  # fmt: skip
+        with self._guard:
+            fd = self._loaded_fd(f"count entries of map '{self.name}'")
+            count = ffi.new("__u32 *")
+            check_int(
+                lib.pyprobe_map_count(fd, self.key_size, self.max_entries, count),
+                f"count entries of map '{self.name}'", MapError,
+            )  # fmt: skip
         return int(count[0])
 
     def __bool__(self) -> bool:
         return True
 
     def _dump(self) -> MapItems[K, V]:
-        fd = self._loaded_fd(f"dump map '{self.name}'")
-        key_codec, value_codec = self._codec
-        capacity = self.max_entries
-        keys = _new_uncleared("char[]", max(capacity * key_codec.size, 1))
-        values = _new_uncleared("char[]", max(capacity * value_codec.size, 1))
-        count = ffi.new("__u32 *")
-        ret = lib.pyprobe_map_dump(fd, key_codec.size, value_codec.size, capacity, _DUMP_CHUNK, keys, values, count)
+        with self._guard:
+            fd = self._loaded_fd(f"dump map '{self.name}'")
+            key_codec, value_codec = self._codec
+            capacity = self.max_entries
+            keys = _new_uncleared("char[]", max(capacity * key_codec.size, 1))
+            values = _new_uncleared("char[]", max(capacity * value_codec.size, 1))
+            count = ffi.new("__u32 *")
+            ret = lib.pyprobe_map_dump(fd, key_codec.size, value_codec.size, capacity, _DUMP_CHUNK, keys, values, count)
         check_int(ret, f"dump map '{self.name}'", MapError)
         n = int(count[0])
         # The blobs stay in the C buffers: no copy (a buffer sized for a full map is what it is).
@@ -309,11 +312,12 @@ class KeyValueMap(Map, Generic[K, V]):
                 raise TypeError(f"update_batch of map '{self.name}' takes (key, value) pairs, not {pair!r}")
             keys.append(enc_k(pair[0]))
             values.append(enc_v(pair[1]))
-        fd = self._loaded_fd(f"update_batch map '{self.name}'")
-        done = ffi.new("__u32 *")
-        ret = lib.pyprobe_map_update_many(
-            fd, self.key_size, self._codec[1].size, len(keys), b"".join(keys), b"".join(values), int(flags), done
-        )
+        with self._guard:
+            fd = self._loaded_fd(f"update_batch map '{self.name}'")
+            done = ffi.new("__u32 *")
+            ret = lib.pyprobe_map_update_many(
+                fd, self.key_size, self._codec[1].size, len(keys), b"".join(keys), b"".join(values), int(flags), done
+            )
         if ret < 0:
             exc = self._update_error(-ret, f"#{int(done[0])} of the batch", int(flags))
             exc.hint = f"{int(done[0])} of {len(keys)} pairs were stored before the error"
@@ -329,9 +333,10 @@ class KeyValueMap(Map, Generic[K, V]):
         return self._delete_many(raw)
 
     def _delete_many(self, raw: list[bytes]) -> int:
-        fd = self._loaded_fd(f"delete_batch from map '{self.name}'")
-        done = ffi.new("__u32 *")
-        ret = lib.pyprobe_map_delete_many(fd, self.key_size, len(raw), b"".join(raw), done)
+        with self._guard:
+            fd = self._loaded_fd(f"delete_batch from map '{self.name}'")
+            done = ffi.new("__u32 *")
+            ret = lib.pyprobe_map_delete_many(fd, self.key_size, len(raw), b"".join(raw), done)
         if ret < 0:
             n = int(done[0])
             context = f"delete_batch from map '{self.name}'"
@@ -344,20 +349,21 @@ class KeyValueMap(Map, Generic[K, V]):
 
     def clear(self) -> None:
         """Removes every entry (for array maps: sets every element to zero)."""
-        fd = self._loaded_fd(f"clear map '{self.name}'")
-        capacity, size = self.max_entries, self.key_size
-        keys = ffi.new("char[]", max(capacity * size, 1))
-        count = ffi.new("__u32 *")
-        check_int(lib.pyprobe_map_dump_keys(fd, size, capacity, keys, count), f"clear map '{self.name}'", MapError)
-        blob = ffi.buffer(keys, int(count[0]) * size)[:]
-        raw = [blob[i : i + size] for i in range(0, len(blob), size)]
-        done = ffi.new("__u32 *")
-        ret = lib.pyprobe_map_delete_many(fd, size, len(raw), blob, done)
-        if ret < 0 and ret != -errno.ENOENT:  # ENOENT: the kernel deleted some meanwhile
-            check_int(ret, f"clear map '{self.name}'", MapError)
-        if ret == -errno.ENOENT:
-            for key in raw[int(done[0]) :]:
-                lib.bpf_map_delete_elem(fd, key)
+        with self._guard:
+            fd = self._loaded_fd(f"clear map '{self.name}'")
+            capacity, size = self.max_entries, self.key_size
+            keys = ffi.new("char[]", max(capacity * size, 1))
+            count = ffi.new("__u32 *")
+            check_int(lib.pyprobe_map_dump_keys(fd, size, capacity, keys, count), f"clear map '{self.name}'", MapError)
+            blob = ffi.buffer(keys, int(count[0]) * size)[:]
+            raw = [blob[i : i + size] for i in range(0, len(blob), size)]
+            done = ffi.new("__u32 *")
+            ret = lib.pyprobe_map_delete_many(fd, size, len(raw), blob, done)
+            if ret < 0 and ret != -errno.ENOENT:  # ENOENT: the kernel deleted some meanwhile
+                check_int(ret, f"clear map '{self.name}'", MapError)
+            if ret == -errno.ENOENT:
+                for key in raw[int(done[0]) :]:
+                    lib.bpf_map_delete_elem(fd, key)
 
 
 collections.abc.Mapping.register(KeyValueMap)
@@ -407,9 +413,10 @@ class ArrayMap(KeyValueMap[int, V]):
         """Sets every element to zero."""
         n, size = self.max_entries, self._codec[1].size
         keys = b"".join(i.to_bytes(4, "little") for i in range(n))
-        fd = self._loaded_fd(f"clear map '{self.name}'")
-        done = ffi.new("__u32 *")
-        ret = lib.pyprobe_map_update_many(fd, 4, size, n, keys, bytes(n * size), 0, done)
+        with self._guard:
+            fd = self._loaded_fd(f"clear map '{self.name}'")
+            done = ffi.new("__u32 *")
+            ret = lib.pyprobe_map_update_many(fd, 4, size, n, keys, bytes(n * size), 0, done)
         check_int(ret, f"clear map '{self.name}'", MapError)
 
 
@@ -516,9 +523,10 @@ class QueueMap(_ValueOnly[V]):
 
     def pop(self) -> V:
         """Removes and returns the next value; raises :class:`KeyNotFoundError` when empty."""
-        fd = self._loaded_fd(f"pop from map '{self.name}'")
-        out = ffi.new("char[]", max(self.value_size, 1))
-        ret = lib.bpf_map_lookup_and_delete_elem(fd, ffi.NULL, out)
+        with self._guard:
+            fd = self._loaded_fd(f"pop from map '{self.name}'")
+            out = ffi.new("char[]", max(self.value_size, 1))
+            ret = lib.bpf_map_lookup_and_delete_elem(fd, ffi.NULL, out)
         if ret == -errno.ENOENT:
             raise KeyNotFoundError(errno.ENOENT, "the map is empty", context=f"pop from map '{self.name}'")
         check_int(ret, f"pop from map '{self.name}'", MapError)
@@ -550,8 +558,9 @@ class BloomFilterMap(_ValueOnly[V]):
         return self._lookup_raw_value(self._value(value))
 
     def _lookup_raw_value(self, raw: bytes) -> bool:
-        fd = self._loaded_fd(f"lookup in map '{self.name}'")
-        ret = lib.bpf_map_lookup_elem(fd, ffi.NULL, raw)
+        with self._guard:
+            fd = self._loaded_fd(f"lookup in map '{self.name}'")
+            ret = lib.bpf_map_lookup_elem(fd, ffi.NULL, raw)
         if ret == -errno.ENOENT:
             return False
         check_int(ret, f"lookup in map '{self.name}'", MapError)
