@@ -123,6 +123,53 @@ def test_bad_keys_and_values_raise_before_any_syscall(obj: pyprobe.BpfObject) ->
     assert len(h) == 0
 
 
+def test_struct_members_and_array_items_are_range_checked(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    value16 = h.value_type
+    with pytest.raises(ValueError, match=r"value of map 'hash'.*member 'pid'.*4294967301.*u32"):
+        h[1] = {"count": 1, "pid": 2**32 + 5}
+    with pytest.raises(ValueError, match=r"member 'count'.*-1"):
+        h.update_batch({2: {"count": -1}})
+    with pytest.raises(ValueError, match=r"member 'pid'"):
+        value16(pid=2**32 + 5)
+    v = value16()
+    with pytest.raises(ValueError, match=r"member 'flags' of struct value16: -1 is out of range for u32"):
+        v.flags = -1
+    assert len(h) == 0
+    rich = obj.maps["rich_hash"]
+    with pytest.raises(ValueError, match=r"value of map 'rich_hash'.*member 'pts'.*\[1\].*member 'y'"):
+        rich[{"x": 1, "y": 2}] = {"pts": [{"x": 1}, {"y": 2**32}]}
+    with pytest.raises(ValueError, match=r"key of map 'rich_hash'.*member 'x'"):
+        rich[{"x": -1, "y": 2}] = {}
+    with pytest.raises(ValueError, match=r"member 'inner'.*member 'a'.*70000"):
+        rich[{"x": 1, "y": 2}] = {"inner": {"a": 70000}}
+    with pytest.raises(ValueError, match=r"member 'ptr'"):
+        rich[{"x": 1, "y": 2}] = {"ptr": -1}
+    assert len(rich) == 0
+    with pytest.raises(ValueError, match=r"value of map 'pcpu_array'.*member 'x'"):
+        obj.maps["pcpu_array"][0] = {"x": 2**33}
+    u16s = pyprobe.Map.create("array", value_type=ctypes.c_uint16 * 4, max_entries=2, name="u16s")
+    floats = pyprobe.Map.create("array", value_type=ctypes.c_float, max_entries=2, name="floats")
+    grid = pyprobe.Map.create("array", value_type=ctypes.c_int8 * 2 * 2, max_entries=1, name="grid")
+    with u16s, floats, grid:
+        with pytest.raises(ValueError, match=r"value of map 'u16s'\[0\]: -1 is out of range for u16"):
+            u16s[0] = [-1, 0, 0, 0]
+        with pytest.raises(ValueError, match=r"value of map 'u16s'\[3\]: 65536"):
+            u16s.update_batch([(1, [1, 2, 3, 65536])])
+        assert u16s[0] == [0, 0, 0, 0] and u16s[1] == [0, 0, 0, 0]
+        u16s[0] = [65535, 0, 1, 2]
+        assert u16s[0] == [65535, 0, 1, 2]
+        with pytest.raises(ValueError, match=r"value of map 'floats'.*1e\+300"):
+            floats[0] = 1e300
+        floats[0] = float("inf")
+        floats[1] = 1.5
+        assert floats[0] == float("inf") and floats[1] == 1.5
+        with pytest.raises(ValueError, match=r"value of map 'grid'\[1\]\[0\]: 128"):
+            grid[0] = [[1, 2], [128, 0]]
+        grid[0] = [[1, 2], [-128, 127]]
+        assert grid[0] == [[1, 2], [-128, 127]]
+
+
 def test_full_map_raises_map_full(obj: pyprobe.BpfObject) -> None:
     h = obj.maps["hash"]
     h.update_batch({i: {"count": i} for i in range(h.max_entries)})
