@@ -170,6 +170,46 @@ def test_struct_members_and_array_items_are_range_checked(obj: pyprobe.BpfObject
         assert grid[0] == [[1, 2], [-128, 127]]
 
 
+def test_bad_arguments_raise_typed_errors_naming_them(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    with pytest.raises(ValueError, match=r"flags of map 'hash'.*-1"):
+        h.update(1, {}, flags=-1)
+    with pytest.raises(ValueError, match=r"flags of map 'hash'"):
+        h.update_batch({1: {}}, flags=2**64)
+    with pytest.raises(ValueError, match=r"max_entries of map 'big'.*1099511627776"):
+        pyprobe.Map.create("hash", key_size=4, value_size=4, max_entries=2**40, name="big")
+    with pytest.raises(ValueError, match=r"key_size of map 'big'"):
+        pyprobe.Map.create("hash", key_size=2**32, value_size=4, max_entries=1, name="big")
+    with pytest.raises(ValueError, match=r"flags of map 'big'"):
+        pyprobe.Map.create("hash", key_size=4, value_size=4, max_entries=1, name="big", flags=-1)
+    with pytest.raises(ValueError, match=r"map_extra of map 'big'"):
+        pyprobe.Map.create("bloom_filter", value_size=4, max_entries=1, name="big", map_extra=2**64)
+    with pytest.raises(ValueError, match=r"type of map 'big'.*'nosuch'"):
+        pyprobe.Map.create("nosuch", key_size=4, value_size=4, max_entries=1, name="big")
+    with pytest.raises(ValueError, match=r"type of map 'big'.*1099511627776"):
+        pyprobe.Map.create(2**40, key_size=4, value_size=4, max_entries=1, name="big")
+    with pytest.raises(TypeError, match=r"type of map 'big'.*float"):
+        pyprobe.Map.create(3.5, key_size=4, value_size=4, max_entries=1, name="big")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"inner_map of map 'outer'.*str"):
+        pyprobe.Map.create(
+            "array_of_maps",
+            key_size=4,
+            value_size=4,
+            max_entries=1,
+            name="outer",
+            inner_map="x",  # type: ignore[arg-type]
+        )
+    with pyprobe.open(test_object("maps")) as spec, pytest.raises(ValueError, match=r"max_entries of map 'hash'"):
+        spec.maps["hash"].max_entries = 2**40
+    with pytest.raises(ValueError, match=r"flags of map 'hash'"):
+        h.update_bytes(bytes(4), bytes(16), flags=-1)
+    with pytest.raises(ValueError, match=r"inner map fd for map 'outer_array'"):
+        obj.maps["outer_array"][0] = 2**40
+    with pytest.raises(ValueError, match="map id"):
+        pyprobe.Map.from_id(2**40)
+    assert len(h) == 0
+
+
 def test_full_map_raises_map_full(obj: pyprobe.BpfObject) -> None:
     h = obj.maps["hash"]
     h.update_batch({i: {"count": i} for i in range(h.max_entries)})
@@ -191,6 +231,22 @@ def test_array_map(obj: pyprobe.BpfObject) -> None:
         a[8]
     a.clear()
     assert a[3] == 0
+
+
+def test_array_index_past_the_end_is_an_index_error(obj: pyprobe.BpfObject) -> None:
+    a = obj.maps["array"]
+    with pytest.raises(pyprobe.MapIndexError, match=r"map 'array'.*index 8 is out of range 0\.\.7") as info:
+        a[8] = 1
+    assert isinstance(info.value, IndexError) and isinstance(info.value, KeyError)
+    assert not isinstance(info.value, pyprobe.MapFullError)
+    with pytest.raises(IndexError, match=r"index 100 is out of range 0\.\.7"):
+        a[100]
+    with pytest.raises(IndexError, match=r"index 9 is out of range 0\.\.7"):
+        a.update_batch({0: 1, 9: 2})
+    assert a.get(8) is None and 8 not in a
+    pcpu = obj.maps["pcpu_array"]
+    with pytest.raises(pyprobe.MapIndexError, match=r"map 'pcpu_array'.*out of range 0\.\.3"):
+        pcpu[4] = {"x": 1}
 
 
 def test_per_cpu_values(obj: pyprobe.BpfObject) -> None:
