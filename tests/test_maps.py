@@ -304,6 +304,27 @@ def test_batch_on_array_and_fallback_types(obj: pyprobe.BpfObject) -> None:
     assert items is None or len(items) == 1
 
 
+def test_batches_take_every_flag_and_say_how_many_went_in(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    assert h.update_batch({1: {"count": 1}, 2: {"count": 2}}, flags=UpdateFlags.NOEXIST) == 2
+    with pytest.raises(pyprobe.KeyExistsError, match=r"key 2 \(#1 of the batch\).*1 of 3 pairs were stored"):
+        h.update_batch({3: {"count": 3}, 2: {"count": 20}, 4: {}}, flags=UpdateFlags.NOEXIST)
+    with pytest.raises(pyprobe.KeyNotFoundError, match=r"key 9 \(#1 of the batch\).*1 of 2 pairs were stored"):
+        h.update_batch({1: {"count": 10}, 9: {}}, flags=UpdateFlags.EXIST)
+    assert {k: v.count for k, v in h.items()} == {1: 10, 2: 2, 3: 3}
+    with pytest.raises(pyprobe.MapError, match=r"0 of 1 pairs were stored") as info:
+        h.update_batch({5: {}}, flags=UpdateFlags.F_LOCK)  # no spin lock in the value: refused before any pair
+    assert info.value.errno == 22 and len(h) == 3
+    pcpu = obj.maps["pcpu_array"]
+    with pytest.raises(pyprobe.MapError, match=r"cannot be deleted.*0 of 1 keys were deleted") as info:
+        pcpu.delete_batch([0])  # no batch delete for arrays: one delete per key, which arrays refuse
+    assert info.value.errno == 22
+    assert pcpu.update_batch([(1, {"x": 5})], flags=UpdateFlags.EXIST) == 1
+    with pytest.raises(pyprobe.KeyExistsError, match=r"0 of 1 pairs"):
+        pcpu.update_batch([(1, {"x": 6})], flags=UpdateFlags.NOEXIST)
+    assert [p.x for p in pcpu[1]] == [5] * len(pcpu[1])
+
+
 def test_iteration_survives_concurrent_deletes(obj: pyprobe.BpfObject) -> None:
     h = obj.maps["lru"]
     h.update_batch([(i, i) for i in range(32)])

@@ -60,7 +60,7 @@ _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
 """Maps whose every index 0..max_entries-1 always holds a value: ENOENT on lookup means out of range."""
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
-_EINVAL_HINTS = {
+EINVAL_HINTS = {
     MapType.ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
     MapType.PERCPU_ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
 }
@@ -410,10 +410,10 @@ class Map(Resource):
         ret = lib.bpf_map_delete_elem(fd, raw_key)
         if ret == -errno.ENOENT:
             raise self._missing(shown, "delete from")
-        if ret == -errno.EINVAL and self.type in _EINVAL_HINTS:
+        if ret == -errno.EINVAL and self.type in EINVAL_HINTS:
             raise MapError(
                 errno.EINVAL, "Invalid argument", context=f"delete key {shown} from map '{self.name}'",
-                hint=_EINVAL_HINTS[self.type],
+                hint=EINVAL_HINTS[self.type],
             )  # fmt: skip
         check_int(ret, f"delete key {shown} from map '{self.name}'", MapError)
 

@@ -21,7 +21,7 @@ from pyprobe._ffi import ffi, lib
 from pyprobe.btf import BtfError, Kind
 from pyprobe.enums import MapType
 from pyprobe.errors import BpfError, KeyNotFoundError, MapError, check_int, error_from_errno
-from pyprobe.maps._base import TYPES_SECTION, U64_MAX, Map, UpdateFlags, check_ctype
+from pyprobe.maps._base import EINVAL_HINTS, TYPES_SECTION, U64_MAX, Map, UpdateFlags, check_ctype
 from pyprobe.maps._codec import Codec, bulk
 
 if TYPE_CHECKING:
@@ -346,6 +346,8 @@ class KeyValueMap(Map, Generic[K, V]):
             if ret == -errno.ENOENT:
                 bad = self._codec[0].decode(raw[n]) if n < len(raw) else "?"
                 raise KeyNotFoundError(errno.ENOENT, f"key {_shown(bad)} not found", context=context, hint=hint)
+            if ret == -errno.EINVAL and self.type in EINVAL_HINTS:
+                hint = f"{EINVAL_HINTS[self.type]} ({hint})"
             raise error_from_errno(-ret, context, MapError, hint=hint)
         return len(raw)
 
