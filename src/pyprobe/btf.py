@@ -142,16 +142,18 @@ class _BtfComposite:
         for name, value in values.items():
             if name not in self._btf_members_:
                 raise ValueError(f"{self._btf_name_} has no member {name!r} (it has: {', '.join(self._btf_members_)})")
-            current = getattr(self, name)
-            if isinstance(value, dict) and isinstance(current, _BtfComposite):
-                try:
-                    current._assign(value)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"member {name!r} of {self._btf_name_}: {exc}") from None
-            elif isinstance(value, (list, tuple)) and isinstance(current, ctypes.Array):
-                fill_array(current, value, f"member {name!r} of {self._btf_name_}")
-            else:
-                setattr(self, name, value)
+            if isinstance(value, (dict, list, tuple)):
+                current = getattr(self, name)
+                if isinstance(value, dict) and isinstance(current, _BtfComposite):
+                    try:
+                        current._assign(value)
+                    except (TypeError, ValueError) as exc:
+                        raise type(exc)(f"member {name!r} of {self._btf_name_}: {exc}") from None
+                    continue
+                if not isinstance(value, dict) and isinstance(current, ctypes.Array):
+                    fill_array(current, value, f"member {name!r} of {self._btf_name_}")
+                    continue
+            setattr(self, name, value)
 
     if not TYPE_CHECKING:  # type checkers see each member's own type
 
@@ -161,16 +163,19 @@ class _BtfComposite:
             ctypes itself would store ``2**32 + 5`` in a u32 as 5, -1 as
             0xFFFFFFFF and 1e300 in a float as inf.
             """
-            cls = type(self)
-            members = cls.__dict__.get("_btf_checks_")
+            members = type(self).__dict__.get("_btf_checks_")
             if members is None:
-                members = _member_checks(cls)
-            if name not in members:
+                members = _member_checks(type(self))
+            bounds = members.get(name, _NOT_A_FIELD)
+            if bounds is _NOT_A_FIELD:  # a bitfield or another property: it checks for itself
                 object.__setattr__(self, name, value)
                 return
-            bounds = members[name]
             if bounds is not None:
-                check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
+                if value.__class__ is int and bounds.__class__ is tuple:  # the common case, inline
+                    if not bounds[0] <= value <= bounds[1]:
+                        check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
+                else:
+                    check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
             try:
                 object.__setattr__(self, name, value)
             except (TypeError, ValueError, OverflowError) as exc:
@@ -228,6 +233,7 @@ def to_python(value: Any) -> Any:
     return value
 
 
+_NOT_A_FIELD: Any = object()
 Bounds = tuple[int, int] | str
 """What a scalar member holds: (lowest, highest) for an integer, ``"f"`` for a C float."""
 
