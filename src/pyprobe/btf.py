@@ -124,6 +124,12 @@ class _BtfComposite:
     _btf_members_: ClassVar[tuple[str, ...]] = ()
     _btf_layout_: ClassVar[tuple[tuple[str, int, Any], ...]] = ()
     """(name, byte offset, ctype) of every member that is not a bitfield, anonymous ones flattened."""
+    _btf_checks_: ClassVar[dict[str, Any] | None] = None
+    """Every field name ctypes sets (promoted ones too) -> its bounds; made on the first assignment."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._btf_checks_ = None  # each class its own: a subclass may add fields
 
     def to_dict(self) -> dict[str, Any]:
         """The members as a dict (nested structs as dicts, arrays as lists, char arrays as bytes)."""
@@ -163,12 +169,12 @@ class _BtfComposite:
             ctypes itself would store ``2**32 + 5`` in a u32 as 5, -1 as
             0xFFFFFFFF and 1e300 in a float as inf.
             """
-            members = type(self).__dict__.get("_btf_checks_")
+            members = self._btf_checks_
             if members is None:
                 members = _member_checks(type(self))
             bounds = members.get(name, _NOT_A_FIELD)
             if bounds is _NOT_A_FIELD:  # a bitfield or another property: it checks for itself
-                object.__setattr__(self, name, value)
+                _object_setattr(self, name, value)
                 return
             if bounds is not None:
                 if value.__class__ is int and bounds.__class__ is tuple:  # the common case, inline
@@ -177,7 +183,7 @@ class _BtfComposite:
                 else:
                     check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
             try:
-                object.__setattr__(self, name, value)
+                _object_setattr(self, name, value)
             except (TypeError, ValueError, OverflowError) as exc:
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 raise kind(f"member {name!r} of {self._btf_name_}: {exc}") from None
@@ -234,6 +240,7 @@ def to_python(value: Any) -> Any:
 
 
 _NOT_A_FIELD: Any = object()
+_object_setattr = object.__setattr__
 Bounds = tuple[int, int] | str
 """What a scalar member holds: (lowest, highest) for an integer, ``"f"`` for a C float."""
 
@@ -244,6 +251,20 @@ _F32 = struct.Struct("<f")  # standard size: packing raises OverflowError where 
 
 def scalar_bounds(ctype: Any) -> Bounds | None:
     """The range of numbers ``ctype`` holds when it is an integer or a C float, else None."""
+    try:
+        return _BOUNDS[ctype]
+    except (KeyError, TypeError):
+        pass
+    bounds = _scalar_bounds(ctype)
+    if isinstance(ctype, type):
+        _BOUNDS[ctype] = bounds
+    return bounds
+
+
+_BOUNDS: dict[Any, Bounds | None] = {}
+
+
+def _scalar_bounds(ctype: Any) -> Bounds | None:
     code = getattr(ctype, "_type_", None)
     if not isinstance(code, str) or not (isinstance(ctype, type) and issubclass(ctype, ctypes._SimpleCData)):
         return None
@@ -311,6 +332,19 @@ def _bitfield_bounds(ftype: Any, bits: int) -> Bounds | None:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if bounds[0] else (0, (1 << bits) - 1)
 
 
+_PACKERS: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _packer(code: str, count: int) -> struct.Struct:
+    """The (cached) struct packing ``count`` integers of ctypes code ``code`` back to back."""
+    found = _PACKERS.get((code, count))
+    if found is None:
+        found = struct.Struct(f"{count}{code}")
+        if len(_PACKERS) < 1024:
+            _PACKERS[(code, count)] = found
+    return found
+
+
 def fill_array(array: Any, values: list[Any] | tuple[Any, ...], what: str) -> None:
     """Sets the items of the ctypes ``array`` from ``values`` (nested lists, dicts for structs).
 
@@ -322,12 +356,18 @@ def fill_array(array: Any, values: list[Any] | tuple[Any, ...], what: str) -> No
         raise ValueError(f"{what} holds {length} items, not {len(values)}")
     elem = type(array)._type_
     bounds = scalar_bounds(elem)
+    if values and isinstance(bounds, tuple):
+        packer = _packer(elem._type_, len(values))
+        try:  # integers: packed and range-checked in C
+            packer.pack_into(array, 0, *values)
+            return
+        except (struct.error, TypeError):
+            pass  # not all integers in range: item by item, for an error naming the index
     for i, item in enumerate(values):
-        where = f"{what}[{i}]"
         if bounds is not None:
-            check_scalar(bounds, item, where)
+            check_scalar(bounds, item, f"{what}[{i}]")
         if isinstance(item, (list, tuple)) and issubclass(elem, ctypes.Array):
-            fill_array(array[i], item, where)
+            fill_array(array[i], item, f"{what}[{i}]")
             continue
         try:
             if isinstance(item, dict) and issubclass(elem, _BtfComposite):
@@ -336,7 +376,7 @@ def fill_array(array: Any, values: list[Any] | tuple[Any, ...], what: str) -> No
                 array[i] = item
         except (TypeError, ValueError, OverflowError) as exc:
             kind = TypeError if isinstance(exc, TypeError) else ValueError
-            raise kind(f"{where}: {exc}") from None
+            raise kind(f"{what}[{i}]: {exc}") from None
 
 
 def _bitfield(start: int, bits: int, signed: bool, name: str) -> property:
