@@ -145,9 +145,17 @@ class _BtfComposite:
     def _assign(self, values: dict[str, Any]) -> None:
         if not isinstance(values, dict):
             raise TypeError(f"{self._btf_name_} takes a dict of its members, not {type(values).__name__}")
+        checks = self._btf_checks_
+        if checks is None:
+            checks = _member_checks(type(self))
         for name, value in values.items():
             if name not in self._btf_members_:
                 raise ValueError(f"{self._btf_name_} has no member {name!r} (it has: {', '.join(self._btf_members_)})")
+            if value.__class__ is int:  # the common case without a second Python call: __setattr__'s check inline
+                bounds = checks.get(name)
+                if bounds.__class__ is tuple and bounds[0] <= value <= bounds[1]:
+                    _object_setattr(self, name, value)
+                    continue
             if isinstance(value, (dict, list, tuple)):
                 current = getattr(self, name)
                 if isinstance(value, dict) and isinstance(current, _BtfComposite):
