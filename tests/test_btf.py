@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import struct
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +90,82 @@ def test_bad_values_raise_typed_errors(btf: Btf) -> None:
         btf.type_by_name(42)  # type: ignore[arg-type]
     with pytest.raises(BtfError, match="no BTF type id"):
         btf.type_by_id(10**6)
+
+
+def test_members_and_array_items_are_range_checked(btf: Btf) -> None:
+    rich = btf.type_by_name("struct rich")
+    with pytest.raises(ValueError, match=r"member 'tag' of struct rich: 256 is out of range for u8 \(0\.\.255\)"):
+        rich(tag=256)
+    r = rich()
+    with pytest.raises(ValueError, match=r"member 'wide' of struct rich: -1 is out of range for u64"):
+        r.wide = -1
+    with pytest.raises(ValueError, match=r"member 'color'.*2147483648 is out of range for s32"):
+        r.color = 2**31
+    with pytest.raises(ValueError, match=r"member 'as_u32'"):  # promoted from the anonymous union
+        r.as_u32 = 2**32
+    with pytest.raises(ValueError, match=r"member 'pts' of struct rich\[0\]: member 'x'"):
+        rich.from_dict({"pts": [{"x": 2**32}]})
+    with pytest.raises(ValueError, match=r"member 'bytes' of struct rich\[2\]: 300"):
+        rich.from_dict({"bytes": [1, 2, 300]})
+    with pytest.raises(ValueError, match=r"member 'inner' of struct rich: member 'b'.*-1"):
+        rich.from_dict({"inner": {"b": -1}})
+    with pytest.raises(ValueError, match="member 'comm'"):
+        r.comm = b"x" * 17
+    assert r.to_dict() == rich().to_dict()  # nothing was written by the failed assignments
+    r.wide, r.color, r.tag = 2**64 - 1, -(2**31), 255
+    assert (r.wide, r.color, r.tag) == (2**64 - 1, -(2**31), 255)
+
+    class Sample(BtfStruct):
+        _btf_name_ = "struct sample"
+        _btf_members_ = ("f", "d")
+        _fields_ = (("f", ctypes.c_float), ("d", ctypes.c_double))
+
+    with pytest.raises(ValueError, match=r"member 'f' of struct sample: 1e\+300 is out of range for a float"):
+        Sample(f=1e300)
+    s = Sample(f=float("inf"), d=1e300)
+    assert s.f == float("inf") and s.d == 1e300
+    with pytest.raises(ValueError, match="member 'd'"):
+        s.d = 10**400
+
+
+def _raw_btf(tmp_path: Path, types: list[bytes], strings: bytes) -> Btf:
+    """A Btf read from a raw BTF file made of these type records and this string section."""
+    body = b"".join(types)
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(body), len(body), len(strings))
+    path = tmp_path / "hand.btf"
+    path.write_bytes(header + body + strings)
+    return Btf.from_file(path)
+
+
+_STRINGS = b"\0int\0s\0m\0"  # offsets: int 1, s 5, m 7
+_INT = struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32)  # id 1: int, 4 bytes, signed
+
+
+def _struct(name_off: int, size: int, *members: tuple[int, int, int]) -> bytes:
+    head = struct.pack("<III", name_off, (4 << 24) | len(members), size)
+    return head + b"".join(struct.pack("<III", *m) for m in members)
+
+
+def test_a_struct_containing_itself_is_a_btf_error(tmp_path: Path) -> None:
+    btf = _raw_btf(tmp_path, [_INT, _struct(5, 8, (7, 2, 0))], _STRINGS)  # struct s { struct s m; }
+    with pytest.raises(BtfError, match=r"BTF type 2 \(s\) contains itself \(type ids 2 -> 2\)"):
+        btf.type_by_id(2)
+    typedefs = [_INT] + [struct.pack("<III", 0, 8 << 24, i) for i in range(1, 1001)]  # typedef chain 1000 deep
+    deep = _raw_btf(tmp_path, typedefs, _STRINGS)
+    with pytest.raises(BtfError, match="nested more than"):
+        deep.type_by_id(1001)
+    assert deep.type_by_id(50) is ctypes.c_int32
+    loop = [_INT, struct.pack("<III", 0, 8 << 24, 3), struct.pack("<III", 0, 8 << 24, 2)]  # typedefs of each other
+    with pytest.raises(BtfError, match="contains itself"):
+        _raw_btf(tmp_path, loop, _STRINGS).type_by_id(2)
+
+
+def test_unnamed_scalar_members_stay_unnamed(tmp_path: Path) -> None:
+    btf = _raw_btf(tmp_path, [_INT, _struct(5, 8, (0, 1, 0), (7, 1, 32))], _STRINGS)  # struct s { int; int m; }
+    s = btf.type_by_id(2)
+    assert ctypes.sizeof(s) == 8 and s._btf_members_ == ("m",)
+    value = s.from_buffer_copy(struct.pack("<ii", 1, 2))
+    assert value.to_dict() == {"m": 2}
 
 
 def test_arrays_and_char_arrays(btf: Btf) -> None:

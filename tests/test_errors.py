@@ -60,3 +60,17 @@ def test_kernel_only_enotsupp_is_named_and_unsupported() -> None:
     err = error_from_errno(524, "test_run program 'p'")
     assert isinstance(err, pyprobe.UnsupportedError)
     assert str(err) == "test_run program 'p': Operation not supported by this program or map type [ENOTSUPP]"
+
+
+def test_libbpf_private_errnos_are_named() -> None:
+    names = [
+        "LIBELF", "FORMAT", "KVERSION", "ENDIAN", "INTERNAL", "RELOC", "LOAD", "VERIFY", "PROG2BIG", "KVER",
+        "PROGTYPE", "WRNGPID", "INVSEQ", "NLPARSE",
+    ]  # fmt: skip
+    for err, name in enumerate(names, start=4000):
+        exc = error_from_errno(err, "open BPF object x", pyprobe.LoadError)
+        assert type(exc) is pyprobe.LoadError
+        assert f"[LIBBPF_ERRNO__{name}]" in str(exc) and "Unknown error" not in str(exc), str(exc)
+    assert str(error_from_errno(4001, "open x")) == "open x: BPF object format invalid [LIBBPF_ERRNO__FORMAT]"
+    verify = "load x: Kernel verifier blocks program loading [LIBBPF_ERRNO__VERIFY]"
+    assert str(error_from_errno(-4007, "load x")) == verify

@@ -74,6 +74,20 @@ def test_bad_global_access() -> None:
         _ = spec.bss.total
 
 
+def test_struct_globals_are_range_checked() -> None:
+    with pyprobe.load(test_object("maps")) as obj:
+        with pytest.raises(ValueError, match=r"global 'last_point' in \.bss: member 'x' of struct point: 10995"):
+            obj.bss.last_point = {"x": 2**40}
+        with pytest.raises(ValueError, match=r"global 'calls' in \.bss.*1099511627776"):
+            obj.bss.calls = 2**40
+        point = type(obj.bss.last_point)
+        with pytest.raises(ValueError, match=r"member 'y' of struct point: -1"):
+            point(y=-1)
+        assert obj.bss.last_point.to_dict() == {"x": 0, "y": 0} and obj.bss.calls == 0
+        obj.bss.last_point = {"x": 2**32 - 1}
+        assert obj.bss.last_point.x == 2**32 - 1
+
+
 def test_object_without_section() -> None:
     with pyprobe.load(test_object("tailcall")) as obj:
         assert dir(obj.bss) == []

@@ -124,6 +124,93 @@ def test_bad_keys_and_values_raise_before_any_syscall(obj: pyprobe.BpfObject) ->
     assert len(h) == 0
 
 
+def test_struct_members_and_array_items_are_range_checked(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    value16 = h.value_type
+    with pytest.raises(ValueError, match=r"value of map 'hash'.*member 'pid'.*4294967301.*u32"):
+        h[1] = {"count": 1, "pid": 2**32 + 5}
+    with pytest.raises(ValueError, match=r"member 'count'.*-1"):
+        h.update_batch({2: {"count": -1}})
+    with pytest.raises(ValueError, match=r"member 'pid'"):
+        value16(pid=2**32 + 5)
+    v = value16()
+    with pytest.raises(ValueError, match=r"member 'flags' of struct value16: -1 is out of range for u32"):
+        v.flags = -1
+    assert len(h) == 0
+    rich = obj.maps["rich_hash"]
+    with pytest.raises(ValueError, match=r"value of map 'rich_hash'.*member 'pts'.*\[1\].*member 'y'"):
+        rich[{"x": 1, "y": 2}] = {"pts": [{"x": 1}, {"y": 2**32}]}
+    with pytest.raises(ValueError, match=r"key of map 'rich_hash'.*member 'x'"):
+        rich[{"x": -1, "y": 2}] = {}
+    with pytest.raises(ValueError, match=r"member 'inner'.*member 'a'.*70000"):
+        rich[{"x": 1, "y": 2}] = {"inner": {"a": 70000}}
+    with pytest.raises(ValueError, match=r"member 'ptr'"):
+        rich[{"x": 1, "y": 2}] = {"ptr": -1}
+    assert len(rich) == 0
+    with pytest.raises(ValueError, match=r"value of map 'pcpu_array'.*member 'x'"):
+        obj.maps["pcpu_array"][0] = {"x": 2**33}
+    u16s = pyprobe.Map.create("array", value_type=ctypes.c_uint16 * 4, max_entries=2, name="u16s")
+    floats = pyprobe.Map.create("array", value_type=ctypes.c_float, max_entries=2, name="floats")
+    grid = pyprobe.Map.create("array", value_type=ctypes.c_int8 * 2 * 2, max_entries=1, name="grid")
+    with u16s, floats, grid:
+        with pytest.raises(ValueError, match=r"value of map 'u16s'\[0\]: -1 is out of range for u16"):
+            u16s[0] = [-1, 0, 0, 0]
+        with pytest.raises(ValueError, match=r"value of map 'u16s'\[3\]: 65536"):
+            u16s.update_batch([(1, [1, 2, 3, 65536])])
+        assert u16s[0] == [0, 0, 0, 0] and u16s[1] == [0, 0, 0, 0]
+        u16s[0] = [65535, 0, 1, 2]
+        assert u16s[0] == [65535, 0, 1, 2]
+        with pytest.raises(ValueError, match=r"value of map 'floats'.*1e\+300"):
+            floats[0] = 1e300
+        floats[0] = float("inf")
+        floats[1] = 1.5
+        assert floats[0] == float("inf") and floats[1] == 1.5
+        with pytest.raises(ValueError, match=r"value of map 'grid'\[1\]\[0\]: 128"):
+            grid[0] = [[1, 2], [128, 0]]
+        grid[0] = [[1, 2], [-128, 127]]
+        assert grid[0] == [[1, 2], [-128, 127]]
+
+
+def test_bad_arguments_raise_typed_errors_naming_them(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    with pytest.raises(ValueError, match=r"flags of map 'hash'.*-1"):
+        h.update(1, {}, flags=-1)
+    with pytest.raises(ValueError, match=r"flags of map 'hash'"):
+        h.update_batch({1: {}}, flags=2**64)
+    with pytest.raises(ValueError, match=r"max_entries of map 'big'.*1099511627776"):
+        pyprobe.Map.create("hash", key_size=4, value_size=4, max_entries=2**40, name="big")
+    with pytest.raises(ValueError, match=r"key_size of map 'big'"):
+        pyprobe.Map.create("hash", key_size=2**32, value_size=4, max_entries=1, name="big")
+    with pytest.raises(ValueError, match=r"flags of map 'big'"):
+        pyprobe.Map.create("hash", key_size=4, value_size=4, max_entries=1, name="big", flags=-1)
+    with pytest.raises(ValueError, match=r"map_extra of map 'big'"):
+        pyprobe.Map.create("bloom_filter", value_size=4, max_entries=1, name="big", map_extra=2**64)
+    with pytest.raises(ValueError, match=r"type of map 'big'.*'nosuch'"):
+        pyprobe.Map.create("nosuch", key_size=4, value_size=4, max_entries=1, name="big")
+    with pytest.raises(ValueError, match=r"type of map 'big'.*1099511627776"):
+        pyprobe.Map.create(2**40, key_size=4, value_size=4, max_entries=1, name="big")
+    with pytest.raises(TypeError, match=r"type of map 'big'.*float"):
+        pyprobe.Map.create(3.5, key_size=4, value_size=4, max_entries=1, name="big")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"inner_map of map 'outer'.*str"):
+        pyprobe.Map.create(
+            "array_of_maps",
+            key_size=4,
+            value_size=4,
+            max_entries=1,
+            name="outer",
+            inner_map="x",  # type: ignore[arg-type]
+        )
+    with pyprobe.open(test_object("maps")) as spec, pytest.raises(ValueError, match=r"max_entries of map 'hash'"):
+        spec.maps["hash"].max_entries = 2**40
+    with pytest.raises(ValueError, match=r"flags of map 'hash'"):
+        h.update_bytes(bytes(4), bytes(16), flags=-1)
+    with pytest.raises(ValueError, match=r"inner map fd for map 'outer_array'"):
+        obj.maps["outer_array"][0] = 2**40
+    with pytest.raises(ValueError, match="map id"):
+        pyprobe.Map.from_id(2**40)
+    assert len(h) == 0
+
+
 def test_full_map_raises_map_full(obj: pyprobe.BpfObject) -> None:
     h = obj.maps["hash"]
     h.update_batch({i: {"count": i} for i in range(h.max_entries)})
@@ -145,6 +232,22 @@ def test_array_map(obj: pyprobe.BpfObject) -> None:
         a[8]
     a.clear()
     assert a[3] == 0
+
+
+def test_array_index_past_the_end_is_an_index_error(obj: pyprobe.BpfObject) -> None:
+    a = obj.maps["array"]
+    with pytest.raises(pyprobe.MapIndexError, match=r"map 'array'.*index 8 is out of range 0\.\.7") as info:
+        a[8] = 1
+    assert isinstance(info.value, IndexError) and isinstance(info.value, KeyError)
+    assert not isinstance(info.value, pyprobe.MapFullError)
+    with pytest.raises(IndexError, match=r"index 100 is out of range 0\.\.7"):
+        a[100]
+    with pytest.raises(IndexError, match=r"index 9 is out of range 0\.\.7"):
+        a.update_batch({0: 1, 9: 2})
+    assert a.get(8) is None and 8 not in a
+    pcpu = obj.maps["pcpu_array"]
+    with pytest.raises(pyprobe.MapIndexError, match=r"map 'pcpu_array'.*out of range 0\.\.3"):
+        pcpu[4] = {"x": 1}
 
 
 def test_per_cpu_values(obj: pyprobe.BpfObject) -> None:
@@ -200,6 +303,27 @@ def test_batch_on_array_and_fallback_types(obj: pyprobe.BpfObject) -> None:
     outer[7] = obj.maps["inner_a"]
     items = outer.items(batch=True) if hasattr(outer, "items") else None
     assert items is None or len(items) == 1
+
+
+def test_batches_take_every_flag_and_say_how_many_went_in(obj: pyprobe.BpfObject) -> None:
+    h = obj.maps["hash"]
+    assert h.update_batch({1: {"count": 1}, 2: {"count": 2}}, flags=UpdateFlags.NOEXIST) == 2
+    with pytest.raises(pyprobe.KeyExistsError, match=r"key 2 \(#1 of the batch\).*1 of 3 pairs were stored"):
+        h.update_batch({3: {"count": 3}, 2: {"count": 20}, 4: {}}, flags=UpdateFlags.NOEXIST)
+    with pytest.raises(pyprobe.KeyNotFoundError, match=r"key 9 \(#1 of the batch\).*1 of 2 pairs were stored"):
+        h.update_batch({1: {"count": 10}, 9: {}}, flags=UpdateFlags.EXIST)
+    assert {k: v.count for k, v in h.items()} == {1: 10, 2: 2, 3: 3}
+    with pytest.raises(pyprobe.MapError, match=r"0 of 1 pairs were stored") as info:
+        h.update_batch({5: {}}, flags=UpdateFlags.F_LOCK)  # no spin lock in the value: refused before any pair
+    assert info.value.errno == 22 and len(h) == 3
+    pcpu = obj.maps["pcpu_array"]
+    with pytest.raises(pyprobe.MapError, match=r"cannot be deleted.*0 of 1 keys were deleted") as info:
+        pcpu.delete_batch([0])  # no batch delete for arrays: one delete per key, which arrays refuse
+    assert info.value.errno == 22
+    assert pcpu.update_batch([(1, {"x": 5})], flags=UpdateFlags.EXIST) == 1
+    with pytest.raises(pyprobe.KeyExistsError, match=r"0 of 1 pairs"):
+        pcpu.update_batch([(1, {"x": 6})], flags=UpdateFlags.NOEXIST)
+    assert [p.x for p in pcpu[1]] == [5] * len(pcpu[1])
 
 
 def test_iteration_survives_concurrent_deletes(obj: pyprobe.BpfObject) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+import errno
 import gc
 import logging
 import os
@@ -214,6 +216,35 @@ def test_bad_sources_raise_typed_errors(tmp_path: pytest.TempPathFactory) -> Non
         pyprobe.open(b"not an ELF file", name="garbage")
     with pytest.raises(TypeError, match="path or bytes"):
         pyprobe.open(42)  # type: ignore[arg-type]
+
+
+def test_open_takes_any_buffer_by_its_bytes() -> None:
+    data = test_object("minimal").read_bytes()
+    items = array.array("I")
+    items.frombytes(data + bytes(-len(data) % 4))  # an ELF file may end in zeros
+    with pyprobe.load(memoryview(items), name="from_array") as obj:
+        assert obj.name == "from_array" and "counts" in obj.maps
+    with pyprobe.open(memoryview(data)[::1]) as obj:
+        assert obj.state == "opened"
+
+
+def test_missing_object_file_is_a_file_not_found_error(tmp_path: pytest.TempPathFactory) -> None:
+    with pytest.raises(FileNotFoundError, match=r"/no/such/file\.bpf\.o") as info:
+        pyprobe.open("/no/such/file.bpf.o")
+    assert isinstance(info.value, pyprobe.LoadError) and info.value.errno == errno.ENOENT
+    assert info.value.filename == "/no/such/file.bpf.o"
+    with pytest.raises(FileNotFoundError, match=r"/no/such/vmlinux"):
+        pyprobe.open(test_object("minimal"), btf_path="/no/such/vmlinux")
+    with pytest.raises(pyprobe.LoadError, match=r"/no/such/dir\.bpf\.o"):
+        pyprobe.load("/no/such/dir.bpf.o")
+
+
+def test_libbpf_error_codes_are_named() -> None:
+    with pytest.raises(pyprobe.LoadError) as info:
+        pyprobe.open(b"\x7fELF" + bytes(200), name="junk")
+    text = str(info.value)
+    assert info.value.errno == 4001 and "Unknown error" not in text
+    assert "LIBBPF_ERRNO__FORMAT" in text and "BPF object format invalid" in text
 
 
 def test_libbpf_messages_reach_logging(caplog: pytest.LogCaptureFixture) -> None:

@@ -163,6 +163,31 @@ def test_maps_events_and_globals_decode_into_the_generated_classes(tmp_path: Pat
 
 
 @pytest.mark.bpf
+def test_generated_classes_check_every_member_range(tmp_path: Path) -> None:
+    module = import_file(write_skeleton(tmp_path, test_object("skel_types"), "skel_types_ranges"))
+    with pytest.raises(ValueError, match=r"member 'port' of struct endpoint: 70000 is out of range for u16"):
+        module.Endpoint(addr=1, port=70000)
+    endpoint = module.Endpoint()
+    with pytest.raises(ValueError, match=r"member 'addr' of struct endpoint: -1"):
+        endpoint.addr = -1
+    with pytest.raises(ValueError, match=r"member 'matrix' of struct flow_value\[1\]\[2\]: 65536"):
+        module.FlowValue.from_dict({"matrix": [[1, 2, 3], [4, 5, 65536]]})
+    with pytest.raises(ValueError, match=r"member 'value' of struct packed_pair: 4294967296"):
+        module.PackedPair(value=2**32)
+    with pytest.raises(ValueError, match=r"member 'as_u32'"):  # promoted from an anonymous union
+        module.FlowValue(as_u32=2**32)
+    with module.SkelTypesSkeleton().open() as skel:
+        with pytest.raises(ValueError, match=r"global 'settings' in \.rodata: member 'limit'"):
+            skel.rodata.settings = {"limit": 2**32}
+        skel.load()
+        with pytest.raises(ValueError, match=r"key of map 'flows'.*member 'hops'.*\[1\].*member 'port'.*65536"):
+            skel.maps.flows[{"hops": [{}, {"port": 65536}]}] = {}
+        with pytest.raises(ValueError, match=r"global 'last_peer' in \.bss: member 'port'"):
+            skel.bss.last_peer = {"port": -1}
+        assert skel.maps.flows.items() == [] and skel.bss.last_peer.to_dict() == {"addr": 0, "port": 0}
+
+
+@pytest.mark.bpf
 def test_a_skeleton_for_another_object_names_the_map_whose_sizes_differ(tmp_path: Path) -> None:
     module = import_file(write_skeleton(tmp_path, test_object("skel_types"), "skel_types_other"))
     other = tmp_path / "other.bpf.o"

@@ -8,6 +8,13 @@ bitfields, ``to_dict()`` and ``from_dict()``; arrays become ctypes arrays
 (``char`` arrays read as ``bytes``); typedefs and qualifiers resolve to the
 type they name. Each type is built once and cached by its BTF id.
 
+Setting a member checks its range as a map key is checked: a number the
+member's C type cannot hold (``2**32 + 5`` in a u32, -1 in an unsigned
+member, 1e300 in a float) raises ValueError naming the member, where ctypes
+alone would store it wrapped (5, 0xFFFFFFFF, inf). BTF is untrusted input:
+a type that contains itself, or nests deeper than any real type, raises
+:class:`BtfError` instead of recursing.
+
 Decoding raw bytes is ``ctype.from_buffer_copy(raw)``; :func:`numpy_dtype`
 gives the matching numpy dtype when numpy is installed.
 """
@@ -18,7 +25,9 @@ import contextlib
 import ctypes
 import errno
 import importlib
+import operator
 import os
+import struct
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -49,6 +58,8 @@ _INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
 _QUALIFIERS = (Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG, Kind.DECL_TAG)
 _NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF, Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT, Kind.DATASEC)
 _PREFIXES = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
+_MAX_DEPTH = 128
+"""How deep types may nest (struct in struct, array of arrays, typedef chains) before the BTF is refused."""
 
 
 class Member(NamedTuple):
@@ -114,6 +125,12 @@ class _BtfComposite:
     _btf_members_: ClassVar[tuple[str, ...]] = ()
     _btf_layout_: ClassVar[tuple[tuple[str, int, Any], ...]] = ()
     """(name, byte offset, ctype) of every member that is not a bitfield, anonymous ones flattened."""
+    _btf_checks_: ClassVar[dict[str, Any] | None] = None
+    """Every field name ctypes sets (promoted ones too) -> its bounds; made on the first assignment."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._btf_checks_ = None  # each class its own: a subclass may add fields
 
     def to_dict(self) -> dict[str, Any]:
         """The members as a dict (nested structs as dicts, arrays as lists, char arrays as bytes)."""
@@ -127,27 +144,58 @@ class _BtfComposite:
         return inst
 
     def _assign(self, values: dict[str, Any]) -> None:
+        if not isinstance(values, dict):
+            raise TypeError(f"{self._btf_name_} takes a dict of its members, not {type(values).__name__}")
+        checks = self._btf_checks_
+        if checks is None:
+            checks = _member_checks(type(self))
         for name, value in values.items():
             if name not in self._btf_members_:
                 raise ValueError(f"{self._btf_name_} has no member {name!r} (it has: {', '.join(self._btf_members_)})")
-            current = getattr(self, name)
-            if isinstance(value, dict) and isinstance(current, _BtfComposite):
-                current._assign(value)
-            elif isinstance(value, (list, tuple)) and isinstance(current, ctypes.Array):
-                if len(value) > len(current):
-                    raise ValueError(
-                        f"member {name!r} of {self._btf_name_} holds {len(current)} items, not {len(value)}"
-                    )
-                for i, item in enumerate(value):
-                    if isinstance(item, dict):
-                        current[i]._assign(item)
-                    else:
-                        current[i] = item
-            else:
-                try:
-                    setattr(self, name, value)
-                except TypeError as exc:
-                    raise TypeError(f"member {name!r} of {self._btf_name_}: {exc}") from None
+            if value.__class__ is int:  # the common case without a second Python call: __setattr__'s check inline
+                bounds = checks.get(name)
+                if bounds.__class__ is tuple and bounds[0] <= value <= bounds[1]:
+                    _object_setattr(self, name, value)
+                    continue
+            if isinstance(value, (dict, list, tuple)):
+                current = getattr(self, name)
+                if isinstance(value, dict) and isinstance(current, _BtfComposite):
+                    try:
+                        current._assign(value)
+                    except (TypeError, ValueError) as exc:
+                        raise type(exc)(f"member {name!r} of {self._btf_name_}: {exc}") from None
+                    continue
+                if not isinstance(value, dict) and isinstance(current, ctypes.Array):
+                    fill_array(current, value, f"member {name!r} of {self._btf_name_}")
+                    continue
+            setattr(self, name, value)
+
+    if not TYPE_CHECKING:  # type checkers see each member's own type
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            """Sets a member; a number its C type cannot hold raises ValueError naming the member.
+
+            ctypes itself would store ``2**32 + 5`` in a u32 as 5, -1 as
+            0xFFFFFFFF and 1e300 in a float as inf.
+            """
+            members = self._btf_checks_
+            if members is None:
+                members = _member_checks(type(self))
+            bounds = members.get(name, _NOT_A_FIELD)
+            if bounds is _NOT_A_FIELD:  # a bitfield or another property: it checks for itself
+                _object_setattr(self, name, value)
+                return
+            if bounds is not None:
+                if value.__class__ is int and bounds.__class__ is tuple:  # the common case, inline
+                    if not bounds[0] <= value <= bounds[1]:
+                        check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
+                else:
+                    check_scalar(bounds, value, f"member {name!r} of {self._btf_name_}")
+            try:
+                _object_setattr(self, name, value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                kind = TypeError if isinstance(exc, TypeError) else ValueError
+                raise kind(f"member {name!r} of {self._btf_name_}: {exc}") from None
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
@@ -165,7 +213,12 @@ class _BtfComposite:
 
 
 class BtfStruct(_BtfComposite, ctypes.Structure):
-    """Base class of the struct types made from BTF."""
+    """Base class of the struct types made from BTF (and of generated skeletons' struct classes).
+
+    Assigning a member (``s.pid = n``, ``Event(pid=n)``, ``from_dict``)
+    raises ValueError naming it for a number its C type cannot hold, and
+    TypeError for a value of the wrong kind.
+    """
 
     if TYPE_CHECKING:
         # ctypes' stubs give every Structure a catch-all __getattr__/__setattr__, which lets a misspelt
@@ -206,6 +259,146 @@ def to_python(value: Any) -> Any:
     if isinstance(value, ctypes._SimpleCData):
         return value.value
     return value
+
+
+_NOT_A_FIELD: Any = object()
+_object_setattr = object.__setattr__
+Bounds = tuple[int, int] | str
+"""What a scalar member holds: (lowest, highest) for an integer, ``"f"`` for a C float."""
+
+_SIGNED_CODES = frozenset("bhilq")
+_UNSIGNED_CODES = frozenset("BHILQ")
+_F32 = struct.Struct("<f")  # standard size: packing raises OverflowError where native "f" stores inf
+
+
+def scalar_bounds(ctype: Any) -> Bounds | None:
+    """The range of numbers ``ctype`` holds when it is an integer or a C float, else None."""
+    try:
+        return _BOUNDS[ctype]
+    except (KeyError, TypeError):
+        pass
+    bounds = _scalar_bounds(ctype)
+    if isinstance(ctype, type):
+        _BOUNDS[ctype] = bounds
+    return bounds
+
+
+_BOUNDS: dict[Any, Bounds | None] = {}
+
+
+def _scalar_bounds(ctype: Any) -> Bounds | None:
+    code = getattr(ctype, "_type_", None)
+    if not isinstance(code, str) or not (isinstance(ctype, type) and issubclass(ctype, ctypes._SimpleCData)):
+        return None
+    bits = 8 * ctypes.sizeof(ctype)
+    if code in _UNSIGNED_CODES:
+        return (0, (1 << bits) - 1)
+    if code in _SIGNED_CODES:
+        return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    if code == "f":
+        return "f"
+    return None
+
+
+def _c_type_name(bounds: tuple[int, int]) -> str:
+    low, high = bounds
+    bits = (high - low).bit_length()
+    return f"{'s' if low else 'u'}{bits}"
+
+
+def check_scalar(bounds: Bounds, value: Any, what: str) -> None:
+    """Raises ValueError naming ``what`` when ``value`` is a number outside ``bounds``.
+
+    Anything that is not a number is left to ctypes, which raises TypeError.
+    """
+    if isinstance(bounds, str):  # "f"
+        if isinstance(value, (int, float)):
+            try:
+                _F32.pack(value)
+            except (OverflowError, struct.error):
+                raise ValueError(f"{what}: {value!r} is out of range for a float (32 bits)") from None
+        return
+    if isinstance(value, int):
+        number = value
+    elif hasattr(type(value), "__index__") and not isinstance(value, ctypes._SimpleCData):
+        number = operator.index(value)
+    else:
+        return
+    low, high = bounds
+    if not low <= number <= high:
+        raise ValueError(f"{what}: {number} is out of range for {_c_type_name(bounds)} ({low}..{high})")
+
+
+def _member_checks(cls: Any) -> dict[str, Bounds | None]:
+    """Every member name ctypes sets on ``cls`` (promoted ones included) -> its bounds; cached on the class."""
+    checks: dict[str, Bounds | None] = {}
+    for klass in reversed(cls.__mro__):
+        fields = klass.__dict__.get("_fields_", ())
+        anonymous = set(klass.__dict__.get("_anonymous_", ()))
+        for spec in fields:
+            name, ftype = spec[0], spec[1]
+            if len(spec) > 2:  # a ctypes bitfield: ctypes range-checks nothing there either
+                checks[name] = _bitfield_bounds(ftype, int(spec[2]))
+                continue
+            checks[name] = scalar_bounds(ftype)
+            if name in anonymous:
+                checks.update(_member_checks(ftype))
+    cls._btf_checks_ = checks
+    return checks
+
+
+def _bitfield_bounds(ftype: Any, bits: int) -> Bounds | None:
+    bounds = scalar_bounds(ftype)
+    if not isinstance(bounds, tuple):
+        return bounds
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if bounds[0] else (0, (1 << bits) - 1)
+
+
+_PACKERS: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _packer(code: str, count: int) -> struct.Struct:
+    """The (cached) struct packing ``count`` integers of ctypes code ``code`` back to back."""
+    found = _PACKERS.get((code, count))
+    if found is None:
+        found = struct.Struct(f"{count}{code}")
+        if len(_PACKERS) < 1024:
+            _PACKERS[(code, count)] = found
+    return found
+
+
+def fill_array(array: Any, values: list[Any] | tuple[Any, ...], what: str) -> None:
+    """Sets the items of the ctypes ``array`` from ``values`` (nested lists, dicts for structs).
+
+    Raises ValueError naming ``what`` and the index for too many values or a
+    number the element type cannot hold, TypeError for a value of the wrong kind.
+    """
+    length = len(array)
+    if len(values) > length:
+        raise ValueError(f"{what} holds {length} items, not {len(values)}")
+    elem = type(array)._type_
+    bounds = scalar_bounds(elem)
+    if values and isinstance(bounds, tuple):
+        packer = _packer(elem._type_, len(values))
+        try:  # integers: packed and range-checked in C
+            packer.pack_into(array, 0, *values)
+            return
+        except (struct.error, TypeError):
+            pass  # not all integers in range: item by item, for an error naming the index
+    for i, item in enumerate(values):
+        if bounds is not None:
+            check_scalar(bounds, item, f"{what}[{i}]")
+        if isinstance(item, (list, tuple)) and issubclass(elem, ctypes.Array):
+            fill_array(array[i], item, f"{what}[{i}]")
+            continue
+        try:
+            if isinstance(item, dict) and issubclass(elem, _BtfComposite):
+                array[i]._assign(item)
+            else:
+                array[i] = item
+        except (TypeError, ValueError, OverflowError) as exc:
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"{what}[{i}]: {exc}") from None
 
 
 def _bitfield(start: int, bits: int, signed: bool, name: str) -> property:
@@ -281,6 +474,7 @@ class Btf:
         self._records: dict[int, TypeRecord] = {}
         self._types: dict[int, Any] = {}
         self._by_name: dict[str, int] = {}
+        self._building: list[int] = []
         self._finalizer = weakref.finalize(self, lib.btf__free, ptr) if owned else None
 
     @classmethod
@@ -416,13 +610,34 @@ class Btf:
     def type_by_id(self, type_id: int) -> Any:
         """The Python (ctypes) type made from BTF type ``type_id``; built once, cached.
 
-        Raises :class:`BtfError` for ids that name no data type (void, functions).
+        Raises :class:`BtfError` for ids that name no data type (void, functions),
+        and for malformed BTF: a type that contains itself (a struct member of
+        its own struct type, typedefs naming each other) or that nests more
+        than 128 types deep.
         """
         built = self._types.get(type_id)
         if built is None:
-            built = self._build(type_id)
+            building = self._building
+            if type_id in building or len(building) >= _MAX_DEPTH:
+                raise self._malformed(type_id, building)
+            building.append(type_id)
+            try:
+                built = self._build(type_id)
+            finally:
+                building.pop()
             self._types[type_id] = built
         return built
+
+    def _malformed(self, type_id: int, building: list[int]) -> BtfError:
+        """The error for a type that contains itself, or nests deeper than any real type does."""
+        rec = self.record(type_id)
+        label = f"BTF type {type_id} ({rec.name or 'anonymous'})"
+        if type_id in building:
+            chain = " -> ".join(str(i) for i in [*building[building.index(type_id) :], type_id])
+            message = f"{label} contains itself (type ids {chain})"
+        else:
+            message = f"{label} is nested more than {_MAX_DEPTH} types deep"
+        return BtfError(errno.ELOOP, message, context="make a Python type from BTF", hint="the BTF is malformed")
 
     def resolve(self, type_id: int) -> TypeRecord:
         """The record behind typedefs and qualifiers."""

@@ -11,7 +11,7 @@ import errno as _errno
 import os
 from typing import Any
 
-from pyprobe._ffi import ffi
+from pyprobe._ffi import ffi, lib
 
 __all__ = [
     "AmbiguousSymbolError",
@@ -22,6 +22,8 @@ __all__ = [
     "LoadError",
     "MapError",
     "MapFullError",
+    "MapIndexError",
+    "ObjectNotFoundError",
     "SymbolNotFoundError",
     "UnsupportedError",
     "check_int",
@@ -72,6 +74,10 @@ class LoadError(BpfError):
         self.program = program
 
 
+class ObjectNotFoundError(LoadError, FileNotFoundError):
+    """The object file (or the BTF file) given to :func:`pyprobe.open` does not exist; ``filename`` names it."""
+
+
 class AttachError(BpfError):
     """Attaching a program failed."""
 
@@ -112,6 +118,14 @@ class MapFullError(MapError):
     """The map has no room for another entry (E2BIG)."""
 
 
+class MapIndexError(KeyNotFoundError, IndexError):
+    """An array map's index is outside 0..max_entries-1 (E2BIG on update, ENOENT on lookup).
+
+    An IndexError, and a :class:`KeyNotFoundError` (so a KeyError) as a
+    missing key of a map is.
+    """
+
+
 class UnsupportedError(BpfError):
     """The running kernel (or libbpf) lacks the feature; the message says which."""
 
@@ -121,8 +135,8 @@ class BpfPermissionError(BpfError, PermissionError):
 
 
 for _cls in (
-    BpfError, LoadError, AttachError, SymbolNotFoundError, AmbiguousSymbolError,
-    MapError, KeyNotFoundError, MapFullError, UnsupportedError, BpfPermissionError,
+    BpfError, LoadError, ObjectNotFoundError, AttachError, SymbolNotFoundError, AmbiguousSymbolError,
+    MapError, KeyNotFoundError, MapFullError, MapIndexError, UnsupportedError, BpfPermissionError,
 ):  # fmt: skip
     _cls.__module__ = "pyprobe"
 
@@ -157,6 +171,25 @@ def _lockdown() -> str | None:
 # Kernel-internal errnos that reach user space from the bpf() syscall; libc has no name for them.
 ENOTSUPP = 524
 _KERNEL_ERRNO = {ENOTSUPP: ("ENOTSUPP", "Operation not supported by this program or map type")}
+
+# libbpf's own error codes (enum libbpf_errno in libbpf.h), returned as negative errnos; their text is
+# libbpf_strerror's.
+LIBBPF_ERRNO_START = 4000
+_LIBBPF_ERRNO_NAMES = (
+    "LIBELF", "FORMAT", "KVERSION", "ENDIAN", "INTERNAL", "RELOC", "LOAD", "VERIFY", "PROG2BIG", "KVER",
+    "PROGTYPE", "WRNGPID", "INVSEQ", "NLPARSE",
+)  # fmt: skip
+
+
+def _libbpf_strerror(err: int) -> str:
+    buf = ffi.new("char[]", 128)
+    lib.libbpf_strerror(err, buf, 128)
+    return str(ffi.string(buf).decode("utf-8", "replace"))
+
+
+for _offset, _name in enumerate(_LIBBPF_ERRNO_NAMES):
+    _err = LIBBPF_ERRNO_START + _offset
+    _KERNEL_ERRNO[_err] = (f"LIBBPF_ERRNO__{_name}", _libbpf_strerror(_err))
 
 
 def error_from_errno(err: int, context: str, cls: type[BpfError] = BpfError, **extra: Any) -> BpfError:

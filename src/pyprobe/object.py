@@ -13,7 +13,7 @@ from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import ClosedError, Resource
 from pyprobe.btf import Btf
 from pyprobe.enums import AttachType, ProgramType
-from pyprobe.errors import BpfError, LoadError, UnsupportedError, error_from_errno
+from pyprobe.errors import BpfError, LoadError, ObjectNotFoundError, UnsupportedError, error_from_errno
 from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
 from pyprobe.maps import KeyValueMap, Map, PerCpuArrayMap, PerCpuHashMap
@@ -341,7 +341,13 @@ def open(
 
     Between open and load: set ``rodata`` globals, ``Program.autoload``,
     ``Map.max_entries``. ``btf_path`` names a kernel BTF to use for CO-RE
-    instead of /sys/kernel/btf/vmlinux.
+    instead of /sys/kernel/btf/vmlinux. ``source`` as bytes may be any
+    buffer (a memoryview of an ``array('I')`` gives all its bytes). Raises
+    :class:`~pyprobe.ObjectNotFoundError` (a LoadError and a
+    FileNotFoundError) when the file or ``btf_path`` does not exist,
+    :class:`~pyprobe.LoadError` when libbpf cannot parse it (libbpf's own
+    error codes named, e.g. ``LIBBPF_ERRNO__FORMAT``), TypeError for a
+    ``source`` of another type.
     """
     opts = ffi.new("struct bpf_object_open_opts *")
     opts.sz = ffi.sizeof("struct bpf_object_open_opts")
@@ -355,24 +361,25 @@ def open(
         return buf
 
     if btf_path is not None and not os.path.exists(btf_path):
-        raise LoadError(errno.ENOENT, "No such file or directory", context=f"open BTF file {os.fspath(btf_path)}")
+        raise _not_found(os.fspath(btf_path), "open BTF file")
     opts.btf_custom_path = cstring(btf_path)
     opts.pin_root_path = cstring(pin_root_path)
     opts.kconfig = cstring(kconfig)
     opts.object_name = cstring(name)
     _log.sync_level()
     if isinstance(source, (bytes, bytearray, memoryview)):
-        image = ffi.new("char[]", bytes(source))
+        data = bytes(source)  # every byte of the buffer, whatever its item size (len() of a memoryview counts items)
+        image = ffi.new("char[]", data)
         keep.append(image)
         label = name or "<memory>"
         with _log.capture() as cap:
-            ptr = lib.bpf_object__open_mem(image, len(source), opts)
+            ptr = lib.bpf_object__open_mem(image, len(data), opts)
         path = None
     elif isinstance(source, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(source))
         label = path
         if not os.path.isfile(path):
-            raise LoadError(errno.ENOENT, "No such file or directory", context=f"open BPF object {path}")
+            raise _not_found(path, "open BPF object")
         with _log.capture() as cap:
             ptr = lib.bpf_object__open_file(os.fsencode(path), opts)
     else:
@@ -383,6 +390,15 @@ def open(
         context = f"open BPF object {label}" + (f" ({detail})" if detail else "")
         raise error_from_errno(err, context, LoadError)
     return BpfObject(ptr, path=path, keep=keep)
+
+
+def _not_found(path: str, doing: str) -> LoadError:
+    """The error for a ``path`` that is no file: a LoadError, also a FileNotFoundError when nothing is there."""
+    if os.path.exists(path):
+        return LoadError(errno.EINVAL, "not a regular file", context=f"{doing} {path}")
+    exc = ObjectNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), context=f"{doing} {path}")
+    exc.filename = path
+    return exc
 
 
 def load(source: Source, **kwargs: Any) -> BpfObject:

@@ -16,7 +16,15 @@ from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.btf import Btf, Kind
 from pyprobe.enums import MapType
-from pyprobe.errors import BpfError, KeyNotFoundError, MapError, MapFullError, check_int, error_from_errno
+from pyprobe.errors import (
+    BpfError,
+    KeyNotFoundError,
+    MapError,
+    MapFullError,
+    MapIndexError,
+    check_int,
+    error_from_errno,
+)  # fmt: skip
 from pyprobe.maps._codec import Codec, PerCpuCodec
 
 if TYPE_CHECKING:
@@ -49,7 +57,11 @@ KeyExistsError.__module__ = "pyprobe"
 PER_CPU_TYPES = (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE)
 T = TypeVar("T")
 _INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.ARRAY_OF_MAPS, MapType.PROG_ARRAY)
-_EINVAL_HINTS = {
+_ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+"""Maps whose every index 0..max_entries-1 always holds a value: ENOENT on lookup means out of range."""
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+EINVAL_HINTS = {
     MapType.ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
     MapType.PERCPU_ARRAY: "elements of an array map cannot be deleted; set them to zero instead",
 }
@@ -173,8 +185,8 @@ class Map(Resource):
 
     @max_entries.setter
     def max_entries(self, value: int) -> None:
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"max_entries of map '{self.name}' must be a positive int, not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= U32_MAX:
+            raise ValueError(f"max_entries of map '{self.name}' must be a positive int below 2**32, not {value!r}")
         if self._object is None:
             raise MapError(errno.EINVAL, "max_entries of an existing map cannot change", context=f"map '{self.name}'")
         ret = self._call(lib.bpf_map__set_max_entries, value)
@@ -363,6 +375,8 @@ class Map(Resource):
 
     def update_bytes(self, key: bytes, value: bytes, flags: int = 0) -> None:
         """Stores the raw ``value`` at the raw ``key``."""
+        if not isinstance(flags, int) or not 0 <= flags <= U64_MAX:
+            raise self._bad_flags(flags)
         raw_key = self._check_bytes(key, self.key_size, "key")
         raw_value = self._check_bytes(value, self._value_buffer_size(), "value")
         self._update_raw(raw_key, raw_value, flags, repr(bytes(key).hex()))
@@ -374,8 +388,19 @@ class Map(Resource):
         if ret < 0:
             raise self._update_error(-ret, shown, flags)
 
-    def _update_error(self, err: int, shown: str, flags: int) -> BpfError:
+    def _bad_flags(self, flags: object) -> Exception:
+        if not isinstance(flags, int):
+            return TypeError(f"flags of map '{self.name}' must be UpdateFlags, not {builtins_type(flags).__name__}")
+        return ValueError(f"flags of map '{self.name}' must be UpdateFlags (0..2**64-1), not {flags}")
+
+    def _out_of_range(self, err: int, shown: str, context: str) -> MapIndexError:
+        last = self.max_entries - 1
+        return MapIndexError(err, f"index {shown} is out of range 0..{last}", context=context)
+
+    def _update_error(self, err: int, shown: str, flags: int, *, key: str | None = None) -> BpfError:
         context = f"update map '{self.name}' at key {shown}"
+        if err == errno.E2BIG and self.type in _INDEXED:  # the kernel's answer to an index past the end
+            return self._out_of_range(err, shown if key is None else key, context)
         if err == errno.E2BIG:
             return MapFullError(err, f"the map is full ({self.max_entries} entries)", context=context)
         if err == errno.EEXIST and flags & UpdateFlags.NOEXIST:
@@ -385,7 +410,10 @@ class Map(Resource):
         return error_from_errno(err, context, MapError)
 
     def _missing(self, shown: str, doing: str = "lookup in") -> KeyNotFoundError:
-        return KeyNotFoundError(errno.ENOENT, f"key {shown} not found", context=f"{doing} map '{self.name}'")
+        context = f"{doing} map '{self.name}'"
+        if self.type in _ARRAYS:
+            return self._out_of_range(errno.ENOENT, shown, context)
+        return KeyNotFoundError(errno.ENOENT, f"key {shown} not found", context=context)
 
     def get_bytes(self, key: bytes) -> bytes:
         """Like :meth:`lookup_bytes`, but raises :class:`KeyNotFoundError` for an absent key."""
@@ -400,10 +428,10 @@ class Map(Resource):
             ret = lib.bpf_map_delete_elem(fd, raw_key)
         if ret == -errno.ENOENT:
             raise self._missing(shown, "delete from")
-        if ret == -errno.EINVAL and self.type in _EINVAL_HINTS:
+        if ret == -errno.EINVAL and self.type in EINVAL_HINTS:
             raise MapError(
                 errno.EINVAL, "Invalid argument", context=f"delete key {shown} from map '{self.name}'",
-                hint=_EINVAL_HINTS[self.type],
+                hint=EINVAL_HINTS[self.type],
             )  # fmt: skip
         check_int(ret, f"delete key {shown} from map '{self.name}'", MapError)
 
@@ -520,6 +548,8 @@ class Map(Resource):
     @classmethod
     def from_id(cls, map_id: int) -> Any:
         """Opens the kernel's map with id ``map_id`` (a new fd owned by the returned map)."""
+        if not isinstance(map_id, int) or isinstance(map_id, bool) or not 0 <= map_id <= U32_MAX:
+            raise ValueError(f"a map id is an int in 0..2**32-1, not {map_id!r}")
         fd = check_int(lib.bpf_map_get_fd_by_id(map_id), f"open map id {map_id}", MapError)
         return cls._from_fd(fd)
 
@@ -551,10 +581,12 @@ class Map(Resource):
         takes no BTF for, and kernels refusing the BTF leave the map created
         without BTF (logged at debug level to ``pyprobe``): such a map reopens
         as raw bytes unless types are passed again. ``inner_map`` is the
-        template of a map-of-maps. Raises TypeError/ValueError on bad
-        arguments before any system call, MapError when the kernel refuses.
+        template of a map-of-maps. Raises TypeError/ValueError naming the
+        argument and the map on bad arguments (an unknown type, sizes, counts
+        or flags outside their C types, an ``inner_map`` that is no Map) before
+        any system call, MapError when the kernel refuses.
         """
-        mtype = MapType.parse(type)
+        mtype = _map_type(type, name)
         label = name or mtype.name.lower()
         for what, sized in (("key_type", key_type), ("value_type", value_type)):
             if sized is not None and sized is not bytes and not (isinstance(sized, builtins_type) and _is_ctype(sized)):
@@ -566,9 +598,13 @@ class Map(Resource):
                 key_size = 4 if mtype in (*_INDEXED, MapType.PERF_EVENT_ARRAY) else 0
         if value_size is None:
             value_size = ctypes.sizeof(value_type) if value_type not in (None, bytes) else 0
-        for what, v in (("key_size", key_size), ("value_size", value_size), ("max_entries", max_entries)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{what} of map '{label}' must be a non-negative int, not {v!r}")
+        for what, v, top in (
+            ("key_size", key_size, U32_MAX), ("value_size", value_size, U32_MAX),
+            ("max_entries", max_entries, U32_MAX), ("flags", flags, U32_MAX), ("map_extra", map_extra, U64_MAX),
+        ):  # fmt: skip
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+                bound = "2**64" if top == U64_MAX else "2**32"
+                raise ValueError(f"{what} of map '{label}' must be a non-negative int below {bound}, not {v!r}")
         if key_type not in (None, bytes) and ctypes.sizeof(key_type) != key_size:
             raise ValueError(f"key_type of map '{label}' is {ctypes.sizeof(key_type)} bytes, key_size {key_size}")
         if value_type not in (None, bytes) and ctypes.sizeof(value_type) != value_size:
@@ -582,6 +618,9 @@ class Map(Resource):
         opts.map_flags = flags
         opts.map_extra = map_extra
         if inner_map is not None:
+            if not isinstance(inner_map, Map):
+                shown = builtins_type(inner_map).__name__
+                raise TypeError(f"inner_map of map '{label}' must be a Map (the inner maps' template), not {shown}")
             opts.inner_map_fd = inner_map.fd
         cname = name.encode() if name else ffi.NULL
         btf_key = key_type if key_type is not bytes else None
@@ -634,6 +673,19 @@ def _create_with_btf(
         _log.debug("map '%s' created without BTF: the kernel refused it (%s)", label, os.strerror(-fd))
         return None
     return fd
+
+
+def _map_type(value: object, name: object) -> MapType:
+    """The MapType ``value`` names; TypeError or ValueError naming the argument and the map otherwise."""
+    where = f"type of map '{name}'" if isinstance(name, str) and name else "map type"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{where} must be a MapType or its name (e.g. 'hash'), not {builtins_type(value).__name__}")
+    if isinstance(value, int) and not 0 <= value < 1 << 31:
+        raise ValueError(f"{where}: {value} is no MapType (the kernel's enum bpf_map_type)")
+    try:
+        return MapType(MapType.parse(value))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _is_ctype(t: Any) -> bool:

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from pyprobe.btf import _BtfComposite, to_python
+from pyprobe.btf import _BtfComposite, fill_array, scalar_bounds, to_python
 
 __all__ = ["Codec", "PerCpuCodec", "bulk"]
 
@@ -69,7 +69,8 @@ class Codec:
         code = getattr(ct, "_type_", None)
         if isinstance(code, str) and code in _SCALAR_CODES and issubclass(ct, ctypes._SimpleCData):
             self.kind = "char" if code == "c" else "scalar"
-            self._struct = struct.Struct(code)
+            # floats at standard size: packing then raises OverflowError where native "f" stores inf
+            self._struct = struct.Struct("=" + code if code in "fd" else code)
             self.code = code
         elif issubclass(ct, _BtfComposite) or issubclass(ct, (ctypes.Structure, ctypes.Union)):
             self.kind = "struct"
@@ -103,14 +104,17 @@ class Codec:
                 raise self._bad_type(value, "an int")
             try:
                 return self._struct.pack(value)
-            except struct.error:
-                raise ValueError(f"{self.what}: {value!r} does not fit in {self.size} bytes") from None
+            except (struct.error, OverflowError):
+                raise self._out_of_range(value) from None
         if kind == "struct":
             if isinstance(value, self.ctype):  # type: ignore[arg-type]
                 return bytes(value)
             from_dict = getattr(self.ctype, "from_dict", None)
             if isinstance(value, dict) and from_dict is not None:
-                return bytes(from_dict(value))
+                try:
+                    return bytes(from_dict(value))
+                except (TypeError, ValueError) as exc:  # a member named in the message: add the map
+                    raise type(exc)(f"{self.what}: {exc}") from None
             accepted = " or a dict" if from_dict is not None else ""
             raise self._bad_type(value, f"{self.ctype.__name__}{accepted}")  # type: ignore[union-attr]
         if kind in ("chars", "char"):
@@ -128,19 +132,17 @@ class Codec:
                 return bytes(value)
             if not isinstance(value, (list, tuple)):
                 raise self._bad_type(value, "a list")
-            if len(value) > ct._length_:
-                raise ValueError(f"{self.what} holds {ct._length_} items, not {len(value)}")
             inst = ct()
-            try:
-                for i, item in enumerate(value):
-                    if isinstance(item, dict):
-                        inst[i] = ct._type_.from_dict(item)
-                    else:
-                        inst[i] = item
-            except TypeError as exc:
-                raise TypeError(f"{self.what}: {exc}") from None
+            fill_array(inst, value, self.what)  # each item range-checked; the error names its index
             return bytes(inst)
         raise self._bad_type(value, "bytes")
+
+    def _out_of_range(self, value: object) -> ValueError:
+        bounds = scalar_bounds(self.ctype)
+        if isinstance(bounds, tuple):
+            low, high = bounds
+            return ValueError(f"{self.what}: {value!r} does not fit in {self.size} bytes ({low}..{high})")
+        return ValueError(f"{self.what}: {value!r} is out of range for a {8 * self.size}-bit float")
 
     def decode(self, raw: Any) -> Any:
         """The Python value of ``size`` raw bytes."""

@@ -21,7 +21,7 @@ from pyprobe._ffi import ffi, lib
 from pyprobe.btf import BtfError, Kind
 from pyprobe.enums import MapType
 from pyprobe.errors import BpfError, KeyNotFoundError, MapError, check_int, error_from_errno
-from pyprobe.maps._base import TYPES_SECTION, Map, UpdateFlags, check_ctype
+from pyprobe.maps._base import EINVAL_HINTS, TYPES_SECTION, U64_MAX, Map, UpdateFlags, check_ctype
 from pyprobe.maps._codec import Codec, bulk
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 _DUMP_CHUNK = 4096
+_FD_MAX = (1 << 31) - 1
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
@@ -149,7 +150,9 @@ class KeyValueMap(Map, Generic[K, V]):
     accepted when writing one), bytes for char arrays and maps without BTF.
     Every method blocks only for its system calls. Raw bytes of the exact
     size are always accepted as a key or value; a wrong type or size raises
-    TypeError or ValueError before any system call.
+    TypeError or ValueError before any system call, as does a number that a
+    key, a value, a struct member or an array item cannot hold (ValueError
+    naming the map and the member or index: ctypes alone would wrap it).
     """
 
     # --- single elements ----------------------------------------------------------
@@ -190,10 +193,12 @@ class KeyValueMap(Map, Generic[K, V]):
 
         ``flags``: ANY inserts or replaces, NOEXIST inserts only (raises
         :class:`KeyExistsError`), EXIST replaces only (raises
-        :class:`KeyNotFoundError`). A full map raises :class:`MapFullError`.
+        :class:`KeyNotFoundError`); flags that are no u64 raise ValueError. A
+        full map raises :class:`MapFullError`; an array map's index past the
+        end :class:`~pyprobe.MapIndexError`.
         """
-        if not isinstance(flags, int):
-            raise TypeError(f"flags of map '{self.name}' must be UpdateFlags, not {type(flags).__name__}")
+        if not isinstance(flags, int) or not 0 <= flags <= U64_MAX:
+            raise self._bad_flags(flags)
         self._update_raw(self._key(key), self._codec[1].encode(value), int(flags), _shown(key))
 
     def __setitem__(self, key: K, value: V) -> None:
@@ -304,6 +309,8 @@ class KeyValueMap(Map, Generic[K, V]):
         Returns how many were stored; on a failure the error says how many
         went in before it.
         """
+        if not isinstance(flags, int) or not 0 <= flags <= U64_MAX:
+            raise self._bad_flags(flags)
         items: Iterable[Any] = pairs.items() if isinstance(pairs, Mapping) else pairs
         enc_k, enc_v = self._codec[0].encode, self._codec[1].encode
         keys, values = [], []
@@ -319,8 +326,13 @@ class KeyValueMap(Map, Generic[K, V]):
                 fd, self.key_size, self._codec[1].size, len(keys), b"".join(keys), b"".join(values), int(flags), done
             )
         if ret < 0:
-            exc = self._update_error(-ret, f"#{int(done[0])} of the batch", int(flags))
-            exc.hint = f"{int(done[0])} of {len(keys)} pairs were stored before the error"
+            n = int(done[0])
+            shown, key = f"#{n} of the batch", None
+            if n < len(keys):
+                key = _shown(self._codec[0].decode(keys[n]))
+                shown = f"{key} ({shown})"
+            exc = self._update_error(-ret, shown, int(flags), key=key)
+            exc.hint = f"{n} of {len(keys)} pairs were stored before the error"
             raise exc
         return len(keys)
 
@@ -344,6 +356,8 @@ class KeyValueMap(Map, Generic[K, V]):
             if ret == -errno.ENOENT:
                 bad = self._codec[0].decode(raw[n]) if n < len(raw) else "?"
                 raise KeyNotFoundError(errno.ENOENT, f"key {_shown(bad)} not found", context=context, hint=hint)
+            if ret == -errno.EINVAL and self.type in EINVAL_HINTS:
+                hint = f"{EINVAL_HINTS[self.type]} ({hint})"
             raise error_from_errno(-ret, context, MapError, hint=hint)
         return len(raw)
 
@@ -403,7 +417,9 @@ class ArrayMap(KeyValueMap[int, V]):
     """BPF_MAP_TYPE_ARRAY: keys are the indexes 0..max_entries-1, always present; ``ArrayMap[V]``.
 
     ``del m[i]`` raises MapError (EINVAL: array elements cannot be deleted);
-    ``clear()`` sets every element to zero.
+    ``clear()`` sets every element to zero. An index past the end raises
+    :class:`~pyprobe.MapIndexError` (an IndexError and a KeyError) naming the
+    range, on reads (``m[i]``; ``get`` returns the default) and writes.
     """
 
     def __len__(self) -> int:
@@ -459,6 +475,8 @@ class ProgArrayMap(Map):
             raise TypeError(f"map '{self.name}' holds programs (Program or fd), not {type(program).__name__}")
         if fd < 0:
             raise ValueError(f"program for map '{self.name}' is not loaded")
+        if fd > _FD_MAX:
+            raise ValueError(f"program fd for map '{self.name}' must be below 2**31, not {fd}")
         self._update_raw(key, fd.to_bytes(4, "little"), 0, str(index))
 
     def __getitem__(self, index: int) -> int:
@@ -576,6 +594,8 @@ class _OfMaps(Map):
             raise TypeError(f"map '{self.name}' holds maps (Map or fd), not {type(inner).__name__}")
         if fd < 0:
             raise ValueError(f"inner map for map '{self.name}' is not created yet")
+        if fd > _FD_MAX:
+            raise ValueError(f"inner map fd for map '{self.name}' must be below 2**31, not {fd}")
         return fd.to_bytes(4, "little")
 
     def _key(self, key: Any) -> bytes:

@@ -100,6 +100,12 @@ fallback:
     return 0;
 }
 
+/*
+ * Stores n pairs with BPF_MAP_UPDATE_BATCH, or one update per pair where the map type lacks it or
+ * the flags are NOEXIST/EXIST (the batch command refuses every flag but BPF_F_LOCK). *done says
+ * how many were stored before an error. A batch refused before its first pair leaves count as it
+ * was (n): nothing was stored then.
+ */
 int pyprobe_map_update_many(int fd, __u32 key_size, __u32 value_size, __u32 n, const void *keys,
                             const void *values, __u64 flags, __u32 *done)
 {
@@ -111,10 +117,18 @@ int pyprobe_map_update_many(int fd, __u32 key_size, __u32 value_size, __u32 n, c
     *done = 0;
     if (n == 0)
         return 0;
-    err = bpf_map_update_batch(fd, keys, values, &count, &opts);
-    if (err == 0 || !pyprobe_batch_unsupported(err) || count != 0) {
-        *done = err == 0 ? n : count;
-        return err;
+    if ((flags & ~(__u64)BPF_F_LOCK) == 0) {
+        err = bpf_map_update_batch(fd, keys, values, &count, &opts);
+        if (err == 0) {
+            *done = n;
+            return 0;
+        }
+        if (count >= n)
+            count = 0;
+        if (!pyprobe_batch_unsupported(err) || count != 0) {
+            *done = count;
+            return err;
+        }
     }
     for (__u32 i = 0; i < n; i++) {
         err = bpf_map_update_elem(fd, k + (size_t)i * key_size, v + (size_t)i * value_size, flags);
@@ -136,8 +150,14 @@ int pyprobe_map_delete_many(int fd, __u32 key_size, __u32 n, const void *keys, _
     if (n == 0)
         return 0;
     err = bpf_map_delete_batch(fd, keys, &count, &opts);
-    if (err == 0 || !pyprobe_batch_unsupported(err) || count != 0) {
-        *done = err == 0 ? n : count;
+    if (err == 0) {
+        *done = n;
+        return 0;
+    }
+    if (count >= n)
+        count = 0; /* refused before the first key (e.g. ENOTSUPP: no batch delete): nothing deleted */
+    if (!pyprobe_batch_unsupported(err) || count != 0) {
+        *done = count;
         return err;
     }
     for (__u32 i = 0; i < n; i++) {
