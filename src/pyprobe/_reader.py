@@ -53,12 +53,18 @@ ReaderBusyError.__module__ = "pyprobe"
 
 
 class _Turn:
-    """Lets one thread at a time read a reader; re-entrant for that thread, refusing (not waiting for) others."""
+    """Lets one thread at a time read a reader; re-entrant for that thread, refusing (not waiting for) others.
 
-    __slots__ = ("_lock", "depth", "owner", "what")
+    The claim is one atomic ``dict.setdefault``, so an exception raised
+    asynchronously in the reading thread (Ctrl-C's KeyboardInterrupt) between
+    two steps here can at worst leave the claim to that thread, which its
+    next read takes back, never to nobody.
+    """
+
+    __slots__ = ("_claim", "depth", "owner", "what")
 
     def __init__(self, what: str) -> None:
-        self._lock = threading.Lock()
+        self._claim: dict[str, int] = {}
         self.owner = 0
         self.depth = 0
         self.what = what
@@ -68,7 +74,7 @@ class _Turn:
         if self.owner == me:
             self.depth += 1
             return
-        if not self._lock.acquire(blocking=False):
+        if self._claim.setdefault("owner", me) != me:
             raise ReaderBusyError(
                 errno.EBUSY, "another thread is reading from it: read a reader from one thread at a time",
                 context=self.what,
@@ -78,9 +84,10 @@ class _Turn:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.depth -= 1
-        if not self.depth:
+        if self.depth <= 0:
+            self.depth = 0
             self.owner = 0
-            self._lock.release()
+            self._claim.pop("owner", None)
 
 
 def _close_reader(release: Callable[[], None], wake_fd: int) -> None:

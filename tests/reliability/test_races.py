@@ -340,3 +340,47 @@ time.sleep(0.005 + random.random() * 0.02)
     rounds = int(os.environ.get("PYPROBE_EXIT_ROUNDS", "25"))
     for _ in range(rounds):
         run_in_child(code, timeout=30)
+
+
+def test_interrupts_in_the_reading_thread_never_leave_the_reader_busy() -> None:
+    """Ctrl-C (an asynchronous KeyboardInterrupt) at any point of a read leaves the reader to that thread.
+
+    A signal timer fires every 50 to 150 us while the main thread polls; after
+    each interrupt the same thread reads again, as `pyprobe trace` does for
+    its final drain, and must never be refused as "another thread".
+    """
+    out = child("""
+import signal
+
+OBJ = pyprobe.load(EVENTS)
+ring = pyprobe.RingBuffer(OBJ.maps["events"], lambda e: None)
+perf = pyprobe.PerfBuffer(OBJ.maps["perf_events"], lambda e: None, pages=1)
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGALRM, interrupt)
+interrupts = refused = 0
+for reader in (ring, perf):
+    for i in range(1500):
+        signal.setitimer(signal.ITIMER_REAL, random.uniform(0.00005, 0.00015))
+        try:
+            while True:
+                reader.poll(timeout=0)
+        except KeyboardInterrupt:
+            interrupts += 1
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            reader.poll(timeout=0)
+        except pyprobe.ReaderBusyError:
+            refused += 1
+        except KeyboardInterrupt:
+            pass
+print(f"interrupts={interrupts} refused={refused}")
+ring.close()
+perf.close()
+OBJ.close()
+""")
+    print(out)
+    interrupts = int(out.split("interrupts=")[1].split()[0])
+    assert interrupts >= 2000 and "refused=0" in out, out
