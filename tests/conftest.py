@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,6 +35,16 @@ def target(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: build the project first (see README.md)")
     return path
+
+
+def import_file(path: Path) -> ModuleType:
+    """Imports the Python file at ``path`` as the module named by its stem (a generated skeleton)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _mount(fstype: str, where: str) -> None:

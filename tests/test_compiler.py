@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import shutil
@@ -10,11 +9,11 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import pyprobe
+from conftest import import_file
 from pyprobe._elf import ElfFile
 from pyprobe.compiler import ClangNotFoundError, CompileError, cflags, compile_probe, include_dir
 
@@ -85,15 +84,6 @@ def _pyprobe(
     return subprocess.run(
         [sys.executable, "-m", "pyprobe", *args], capture_output=True, text=True, check=False, cwd=cwd, env=env
     )
-
-
-def _import_file(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_include_dir_holds_the_shipped_headers() -> None:
@@ -197,7 +187,7 @@ def test_build_command_writes_object_and_skeleton(tmp_path: Path) -> None:
     proc = _pyprobe("build", "adder.bpf.c", "-o", "adder.bpf.o", "--skeleton", "adder_skel.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "wrote adder.bpf.o and adder_skel.py" in proc.stderr
-    module = _import_file(tmp_path / "adder_skel.py")
+    module = import_file(tmp_path / "adder_skel.py")
     with module.AdderSkeleton().open() as skel:
         skel.load()
         assert skel.progs.add.test_run(ctx=struct.pack("<QQ", 40, 2)).retval == 42

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import pyprobe
-from conftest import test_object
+from conftest import import_file, test_object
 
 
 def generate(tmp_path: Path, obj: str, *extra: str) -> Path:
@@ -23,15 +21,6 @@ def generate(tmp_path: Path, obj: str, *extra: str) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out
-
-
-def import_file(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_generated_module_declares_programs_maps_and_globals(tmp_path: Path) -> None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import ast
 import ctypes
-import importlib.util
 import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 import pyprobe
-from conftest import test_object
+from conftest import import_file, test_object
 from pyprobe.btf import Btf, numpy_dtype
 from pyprobe.cli import _codegen
 from pyprobe.cli._codegen import Classes, literal, text
@@ -32,15 +30,6 @@ def write_skeleton(tmp_path: Path, obj: Path, module: str, *extra: str) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out
-
-
-def import_file(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def mypy(cwd: Path, *files: str) -> list[str]:
