@@ -363,8 +363,8 @@ signal.signal(signal.SIGALRM, interrupt)
 interrupts = refused = 0
 for reader in (ring, perf):
     for i in range(1500):
-        signal.setitimer(signal.ITIMER_REAL, random.uniform(0.00005, 0.00015))
         try:
+            signal.setitimer(signal.ITIMER_REAL, random.uniform(0.00005, 0.00015))
             while True:
                 reader.poll(timeout=0)
         except KeyboardInterrupt:
