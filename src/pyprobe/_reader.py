@@ -214,12 +214,15 @@ class EventReader(Resource, Generic[E]):
     def _dispatch(self, source: Source, batch: Batch[Any]) -> int:
         callback = source.callback
         assert callback is not None
-        positions, decode = batch._walker()
+        # The events are made in one call (in C for fixed-size structs), then
+        # handed out by a plain loop: CPython runs a Python callback called
+        # from a Python loop without a C frame per call.
+        events = iter(batch.decoded())
         try:
-            for position in positions:
-                callback(decode(position))
+            for event in events:
+                callback(event)
         except BaseException:
-            self._keep(source, batch, length_hint(positions))
+            self._keep(source, batch, length_hint(events))
             raise
         return len(batch)
 
