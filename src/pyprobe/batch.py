@@ -84,6 +84,9 @@ def resolve_event_type(bmap: Any, event_type: object) -> Any:
 
 _DTYPES: dict[Any, Any] = {}
 
+PIECE = 256
+"""Events decoded at a time for a callback (see Batch._pieces)."""
+
 _IN_ARRAY: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 """Event types whose events decode as the items of a ctypes array, with their size (0: they do not)."""
 
@@ -187,14 +190,18 @@ class Batch(Sequence[E], Generic[E]):
         """Every event decoded, as a list.
 
         Events of a struct or union type whose size every record has are
-        made in C: one copy of the batch's bytes, then one ctypes array
-        indexing (``array[:n]``) creating every event object. They share
-        that copy (each is a view into it, like ``array[i]``), so an event
-        kept keeps the copy alive, never the reader's buffers.
+        made in C: one copy of the batch's bytes into a ctypes array, then
+        one slice of it (``array[:n]``) creating every event object. They
+        share that copy (each is a view into it, like ``array[i]``), so an
+        event kept keeps the copy alive, never the reader's buffers.
         """
         raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
         if n == 0:
             return []
+        array = self._array()
+        if array is not None:
+            events: list[Any] = array[:n]
+            return events
         size = self._uniform
         if size:
             first = offs[0]
@@ -202,21 +209,43 @@ class Batch(Sequence[E], Generic[E]):
             if etype is None:
                 chunks: list[Any] = [bytes(raw[o : o + size]) for o in range(first, stop, size)]
                 return chunks
-            in_array = _IN_ARRAY.get(etype)
-            if in_array is None:
-                in_array = _array_decodes(etype)
-            if in_array == size:
-                # A power-of-two length: ctypes caches each array type it makes,
-                # so a few lengths per event type, not one per batch size.
-                array = (etype * (1 << (n - 1).bit_length()))()
-                memoryview(array).cast("B")[: n * size] = raw[first:stop]
-                events: list[Any] = array[:n]
-                return events
             if size >= ctypes.sizeof(etype):
                 decode = etype.from_buffer_copy
                 return [decode(raw, o) for o in range(first, stop, size)]
         decode_one = self._decode
         return [decode_one(offs[i], offs[i + 1]) for i in range(n)]
+
+    def _array(self) -> Any:
+        """A ctypes array whose first ``len(self)`` items are the events (a copy), when the event type is a
+        struct or union of the size of every record; else None."""
+        etype, size, n = self._type, self._uniform, len(self)
+        if not size or etype is None or not n:
+            return None
+        in_array = _IN_ARRAY.get(etype)
+        if in_array is None:
+            in_array = _array_decodes(etype)
+        if in_array != size:
+            return None
+        # A power-of-two length: ctypes caches each array type it makes, so
+        # a few lengths per event type, not one per batch size.
+        array = (etype * (1 << (n - 1).bit_length()))()
+        first = self._offsets[0]
+        memoryview(array).cast("B")[: n * size] = self._raw[first : first + n * size]
+        return array
+
+    def _pieces(self) -> Iterator[tuple[int, Iterator[Any]]]:
+        """The events decoded in runs of at most PIECE, each as an iterator with the index past its last event.
+
+        For a loop calling Python per event: few event objects are alive at
+        a time, where a whole batch of them would set off the garbage
+        collector several times per batch. Events handed out so far are
+        ``end - length_hint(iterator)`` of the current run.
+        """
+        n = len(self)
+        array = self._array()
+        for start in range(0, n, PIECE):
+            end = min(start + PIECE, n)
+            yield end, iter(array[start:end] if array is not None else self[start:end].decoded())
 
     def __iter__(self) -> Iterator[E]:
         """The events, decoded (all at once, then handed out one by one)."""
