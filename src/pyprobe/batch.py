@@ -128,7 +128,8 @@ class Batch(Sequence[E], Generic[E]):
 
     ``len(batch)`` events; iterating or indexing gives each event as an
     instance of the reader's ``event_type`` (a ctypes type; a copy of the
-    bytes, safe to keep) or as ``bytes`` without one. ``raw`` is every
+    bytes, safe to keep: struct events decoded together share one copy,
+    which any of them kept keeps alive) or as ``bytes`` without one. ``raw`` is every
     event's bytes back to back, ``offsets`` the ``len + 1`` boundaries in it
     (event ``i`` is ``raw[offsets[i]:offsets[i + 1]]``), ``map`` the name of
     the map the events came from, ``to_numpy()`` a structured array. A
