@@ -182,7 +182,9 @@ def drain_rates(rings: list[tuple[pyprobe.Map, pyprobe.Program]], decoded: Calla
     events (no wakeups), then one consumer drains every ring: the C libbpf
     ring_buffer (all rings added to one), and one pyprobe RingBuffer over
     all the maps read with read_batch(), read_batch().to_numpy() and
-    consume() with a callback.
+    consume() with a callback; last, the same callback called from a Python
+    loop decoding each event with its own from_buffer_copy (the callback
+    path's former decoding), for the callback's ratio to it.
     """
     per_ring = CAPACITY_EVENTS // len(rings)
     fill_args = struct.pack("<QQQQ", per_ring, 0, NO_WAKEUP, 0)
@@ -219,6 +221,15 @@ def drain_rates(rings: list[tuple[pyprobe.Map, pyprobe.Program]], decoded: Calla
     def consume(reader: pyprobe.RingBuffer) -> int:
         return reader.consume()
 
+    def per_event(reader: pyprobe.RingBuffer) -> int:
+        # How the callback path decoded before events were made a run at a
+        # time: one from_buffer_copy (through a partial) per event.
+        batch = reader.read_batch(4096, timeout=0)
+        decode = functools.partial(Event.from_buffer_copy, batch.raw)
+        for position in range(0, len(batch) * ctypes.sizeof(Event), ctypes.sizeof(Event)):
+            decoded(decode(position))
+        return len(batch)
+
     with pyprobe.RingBuffer() as batch_reader, pyprobe.RingBuffer() as callback_reader:
         for ring, _ in rings:
             batch_reader.add(ring, event_type=Event)
@@ -228,6 +239,7 @@ def drain_rates(rings: list[tuple[pyprobe.Map, pyprobe.Program]], decoded: Calla
             ("pyprobe read_batch()", lambda: drain_py(batch_reader, batch_len)),
             ("pyprobe read_batch().to_numpy()", lambda: drain_py(batch_reader, numpy_len)),
             ("pyprobe consume() callback, decoded", lambda: drain_py(callback_reader, consume)),
+            ("Python loop, from_buffer_copy per event", lambda: drain_py(batch_reader, per_event)),
         ]
         for rep in range(REPEAT + 1):  # the first round maps the rings' pages in: not counted
             for name, run in runs:
@@ -247,6 +259,7 @@ def print_rates(rates: Rates, against: Rates | None = None) -> None:
     """Median events/s of each consumer, its range, the ratio to the first (C), and to ``against`` when given."""
     names = list(rates)
     base = statistics.median(rates[names[0]])
+    reference = rates.get("Python loop, from_buffer_copy per event")
     for name in names:
         rate = statistics.median(rates[name])
         line = (
@@ -255,6 +268,8 @@ def print_rates(rates: Rates, against: Rates | None = None) -> None:
         )
         if against is not None:
             line += f"  {rate / statistics.median(against[name]):5.2f}x one ring"
+        if reference is not None and name == "pyprobe consume() callback, decoded":
+            line += f"  {rate / statistics.median(reference):5.2f}x per-event decoding"
         print(line)
 
 
