@@ -18,7 +18,9 @@ higher figure than a faster one.
 
 Capacity: the producer alone fills a 64 MiB ring (no wakeups), then the
 consumer drains it; the figure is events/s of the drain alone, independent
-of the producer.
+of the producer. Then growth: 8 rings (the same object loaded 8 times, each
+ring filled by its own program with an eighth of the events) drained by one
+reader holding all 8 maps; "x one ring" is its rate against the single ring.
 
 Consumers: C libbpf ring_buffer__poll() (ring_buffer__consume() for the
 capacity), the pyprobe callback path (events decoded to a ctypes struct, one
@@ -31,6 +33,7 @@ Run as root after ./dev build: .venv/bin/python bench/bench_ringbuf.py [SECONDS]
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -54,6 +57,7 @@ PAGES = 256  # perf buffer pages per CPU
 NO_WAKEUP = 1  # EMIT_NO_WAKEUP of tests/bpf/events.h
 CAPACITY_RING = 64 << 20  # ring of the capacity measurement
 CAPACITY_EVENTS = 800_000  # events it is filled with (80 bytes each with the header: fits)
+RINGS = 8  # rings drained together in the growth measurement
 
 
 class Event(ctypes.Structure):
@@ -168,74 +172,135 @@ def report(obj: pyprobe.BpfObject, runs: list[tuple[str, Run]]) -> None:
         )
 
 
-def capacity(decoded: Callable[[Event], None]) -> None:
-    """Events/s of draining a ring the producer filled beforehand: the consumer alone, producer excluded."""
-    spec = pyprobe.open(test_object("events"))
-    spec.maps["events"].max_entries = CAPACITY_RING
-    print(
-        f"consumer capacity: a {CAPACITY_RING >> 20} MiB ring filled with {CAPACITY_EVENTS} events first, then drained"
-    )
-    with spec.load() as obj:
-        ring, emit = obj.maps["events"], obj.programs["emit"]
-        fill_args = struct.pack("<QQQQ", CAPACITY_EVENTS, 0, NO_WAKEUP, 0)
-        rates: dict[str, list[float]] = {}
+Rates = dict[str, list[float]]  # consumer -> events/s of each round
 
-        # The C consumer keeps its mapping of the ring across rounds, as the pyprobe readers do.
-        c = subprocess.Popen([str(helper("ringbuf")), "drain", str(ring.fd)], pass_fds=[ring.fd],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+def drain_rates(rings: list[tuple[pyprobe.Map, pyprobe.Program]], decoded: Callable[[Event], None]) -> Rates:
+    """Events/s of draining rings the producers filled beforehand, REPEAT rounds of each consumer, interleaved.
+
+    Each ring's `emit` program fills it with CAPACITY_EVENTS / len(rings)
+    events (no wakeups), then one consumer drains every ring: the C libbpf
+    ring_buffer (all rings added to one), and one pyprobe RingBuffer over
+    all the maps read with read_batch(), read_batch().to_numpy() and
+    consume() with a callback; last, the same callback called from a Python
+    loop decoding each event with its own from_buffer_copy (the callback
+    path's former decoding), for the callback's ratio to it.
+    """
+    per_ring = CAPACITY_EVENTS // len(rings)
+    fill_args = struct.pack("<QQQQ", per_ring, 0, NO_WAKEUP, 0)
+    total = per_ring * len(rings)
+    rates: Rates = {}
+    fds = [ring.fd for ring, _ in rings]
+
+    # The C consumer keeps its mapping of the rings across rounds, as the pyprobe readers do.
+    c = subprocess.Popen([str(helper("ringbuf")), "drain", *map(str, fds)], pass_fds=fds,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert c.stdin is not None and c.stdout is not None
+
+    def drain_c() -> tuple[int, float]:
         assert c.stdin is not None and c.stdout is not None
+        c.stdin.write("drain\n")
+        c.stdin.flush()
+        n, seconds = c.stdout.readline().split()
+        return int(n), float(seconds)
 
-        def drain_c() -> tuple[int, float]:
-            assert c.stdin is not None and c.stdout is not None
-            c.stdin.write("drain\n")
-            c.stdin.flush()
-            n, seconds = c.stdout.readline().split()
-            return int(n), float(seconds)
+    def drain_py(reader: pyprobe.RingBuffer, step: Callable[[pyprobe.RingBuffer], int]) -> tuple[int, float]:
+        start = time.perf_counter()
+        got = 0
+        while n := step(reader):
+            got += n
+        return got, time.perf_counter() - start
 
-        def drain_py(reader: pyprobe.RingBuffer, step: Callable[[pyprobe.RingBuffer], int]) -> tuple[int, float]:
-            start = time.perf_counter()
-            got = 0
-            while n := step(reader):
-                got += n
-            return got, time.perf_counter() - start
+    def batch_len(reader: pyprobe.RingBuffer) -> int:
+        return len(reader.read_batch(timeout=0))
 
-        def batch_len(reader: pyprobe.RingBuffer) -> int:
-            return len(reader.read_batch(timeout=0))
+    def numpy_len(reader: pyprobe.RingBuffer) -> int:
+        arr = reader.read_batch(timeout=0).to_numpy()
+        return int(arr["seq"].size)
 
-        def numpy_len(reader: pyprobe.RingBuffer) -> int:
-            arr = reader.read_batch(timeout=0).to_numpy()
-            return int(arr["seq"].size)
+    def consume(reader: pyprobe.RingBuffer) -> int:
+        return reader.consume()
 
-        def consume(reader: pyprobe.RingBuffer) -> int:
-            return reader.consume()
+    def per_event(reader: pyprobe.RingBuffer) -> int:
+        # How the callback path decoded before events were made a run at a
+        # time: one from_buffer_copy (through a partial) per event.
+        batch = reader.read_batch(4096, timeout=0)
+        decode = functools.partial(Event.from_buffer_copy, batch.raw)
+        for position in range(0, len(batch) * ctypes.sizeof(Event), ctypes.sizeof(Event)):
+            decoded(decode(position))
+        return len(batch)
 
-        with (
-            pyprobe.RingBuffer(ring, event_type=Event) as batch_reader,
-            pyprobe.RingBuffer(ring, decoded, event_type=Event) as callback_reader,
-        ):
-            runs: list[tuple[str, Callable[[], tuple[int, float]]]] = [
-                ("C libbpf ring_buffer__consume", drain_c),
-                ("pyprobe read_batch()", lambda: drain_py(batch_reader, batch_len)),
-                ("pyprobe read_batch().to_numpy()", lambda: drain_py(batch_reader, numpy_len)),
-                ("pyprobe consume() callback, decoded", lambda: drain_py(callback_reader, consume)),
-            ]
-            for rep in range(REPEAT + 1):  # the first round maps the ring's pages in: not counted
-                for name, run in runs:
+    with pyprobe.RingBuffer() as batch_reader, pyprobe.RingBuffer() as callback_reader:
+        for ring, _ in rings:
+            batch_reader.add(ring, event_type=Event)
+            callback_reader.add(ring, decoded, event_type=Event)
+        runs: list[tuple[str, Callable[[], tuple[int, float]]]] = [
+            ("C libbpf ring_buffer__consume", drain_c),
+            ("pyprobe read_batch()", lambda: drain_py(batch_reader, batch_len)),
+            ("pyprobe read_batch().to_numpy()", lambda: drain_py(batch_reader, numpy_len)),
+            ("pyprobe consume() callback, decoded", lambda: drain_py(callback_reader, consume)),
+            ("Python loop, from_buffer_copy per event", lambda: drain_py(batch_reader, per_event)),
+        ]
+        for rep in range(REPEAT + 1):  # the first round maps the rings' pages in: not counted
+            for name, run in runs:
+                for _, emit in rings:
                     emit.test_run(ctx=fill_args)
-                    got, seconds = run()
-                    if got != CAPACITY_EVENTS:
-                        raise SystemExit(f"{name} drained {got} events, not {CAPACITY_EVENTS}")
-                    if rep:
-                        rates.setdefault(name, []).append(got / seconds)
-        c.stdin.close()
-        c.wait()
-    base = statistics.median(rates[runs[0][0]])
-    for name, _ in runs:
+                got, seconds = run()
+                if got != total:
+                    raise SystemExit(f"{name} drained {got} events, not {total}")
+                if rep:
+                    rates.setdefault(name, []).append(got / seconds)
+    c.stdin.close()
+    c.wait()
+    return rates
+
+
+def print_rates(rates: Rates, against: Rates | None = None) -> None:
+    """Median events/s of each consumer, its range, the ratio to the first (C), and to ``against`` when given."""
+    names = list(rates)
+    base = statistics.median(rates[names[0]])
+    reference = rates.get("Python loop, from_buffer_copy per event")
+    for name in names:
         rate = statistics.median(rates[name])
-        print(
+        line = (
             f"  {name:<42} {rate / 1e6:7.2f} M events/s ({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f})"
             f"  {rate / base:5.2f}x C"
         )
+        if against is not None:
+            line += f"  {rate / statistics.median(against[name]):5.2f}x one ring"
+        if reference is not None and name == "pyprobe consume() callback, decoded":
+            line += f"  {rate / statistics.median(reference):5.2f}x per-event decoding"
+        print(line)
+
+
+def capacity(decoded: Callable[[Event], None]) -> None:
+    """Events/s of draining rings filled beforehand: the consumer alone, producers excluded.
+
+    First one ring, then RINGS rings (each map of its own loaded object, each
+    filled by its own program) read by one reader, holding the same number
+    of events in all: a drain that grows linearly drains them at the same rate.
+    """
+    print(
+        f"consumer capacity: a {CAPACITY_RING >> 20} MiB ring filled with {CAPACITY_EVENTS} events first, then drained"
+    )
+    spec = pyprobe.open(test_object("events"))
+    spec.maps["events"].max_entries = CAPACITY_RING
+    with spec.load() as obj:
+        one = drain_rates([(obj.maps["events"], obj.programs["emit"])], decoded)
+    print_rates(one)
+    print(
+        f"consumer capacity: {RINGS} rings of {CAPACITY_RING // RINGS >> 20} MiB filled with"
+        f" {CAPACITY_EVENTS // RINGS} events each, then drained by one reader"
+    )
+    with contextlib.ExitStack() as stack:
+        rings = []
+        for _ in range(RINGS):
+            spec = pyprobe.open(test_object("events"))
+            spec.maps["events"].max_entries = CAPACITY_RING // RINGS
+            obj = stack.enter_context(spec.load())
+            rings.append((obj.maps["events"], obj.programs["emit"]))
+        many = drain_rates(rings, decoded)
+    print_rates(many, one)
 
 
 def main() -> None:

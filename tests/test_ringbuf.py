@@ -211,6 +211,54 @@ def test_a_raising_callback_stops_the_poll_and_loses_no_event(obj: pyprobe.BpfOb
     assert seen == list(range(50))
 
 
+@pytest.mark.parametrize("bad", [0, 255, 256, 700, 1999])
+def test_a_callback_raising_anywhere_in_a_batch_keeps_exactly_the_events_after_it(
+    obj: pyprobe.BpfObject, bad: int
+) -> None:
+    # Events are made a run at a time (batch.PIECE): a raise at a run's
+    # first or last event, or in a later run, leaves exactly the rest pending.
+    seen: list[int] = []
+
+    def handler(event: Event) -> None:
+        seen.append(event.seq)
+        if event.seq == bad and len(seen) == bad + 1:
+            raise RuntimeError(f"bad event {bad}")
+
+    with pyprobe.RingBuffer(obj.maps["events"], handler, event_type=Event) as rb:
+        emit(obj, 2000)
+        with pytest.raises(RuntimeError, match=f"bad event {bad}"):
+            rb.consume()
+        assert seen == list(range(bad + 1))
+        assert rb.pending == 2000 - bad - 1
+        assert rb.consume() == 2000 - bad - 1
+        assert rb.pending == 0
+    assert seen == list(range(2000))
+
+
+def test_events_kept_from_callbacks_stay_valid_while_later_polls_run(obj: pyprobe.BpfObject) -> None:
+    kept: list[Event] = []
+    with pyprobe.RingBuffer(obj.maps["events"], kept.append, event_type=Event) as rb:
+        for round_ in range(10):
+            emit(obj, 1000, start=round_ * 1000)
+            assert rb.consume() == 1000
+            gc.collect()
+        assert all(type(e) is Event for e in kept)
+        assert [e.seq for e in kept] == list(range(10_000))
+        kept[5].seq = 77  # each event is its own object: changing one changes no other
+        assert [e.seq for e in kept[4:7]] == [4, 77, 6]
+
+
+def test_events_broken_off_past_the_first_run_come_first_next_time(obj: pyprobe.BpfObject) -> None:
+    with pyprobe.RingBuffer(obj.maps["events"], event_type=Event) as rb:
+        emit(obj, 1000)
+        it = rb.events(timeout=0.2)
+        first = [next(it).seq for _ in range(600)]
+        it.close()
+        assert rb.pending == 400
+        rest = [e.seq for e in rb.events(timeout=0.2)]
+    assert first + rest == list(range(1000))
+
+
 def test_poll_needs_a_callback(obj: pyprobe.BpfObject) -> None:
     with pyprobe.RingBuffer(obj.maps["events"]) as rb:
         emit(obj, 3)

@@ -6,13 +6,14 @@
 //       COUNT events per run; prints "RUNS ELAPSED_S"
 //   ringbuf perf-produce PROG_FD SECONDS COUNT
 //       the same with the raw_tp program `perf_emit`
-//   ringbuf consume MAP_FD SECONDS
-//       libbpf ring_buffer__poll() consumer reading each event's seq; prints "EVENTS"
+//   ringbuf consume MAP_FD SECONDS [MAP_FD...]
+//       libbpf ring_buffer__poll() consumer reading each event's seq (of every
+//       ring given, through one ring_buffer); prints "EVENTS"
 //   ringbuf perf-consume MAP_FD SECONDS PAGES
 //       libbpf perf_buffer__poll() consumer; prints "EVENTS LOST"
-//   ringbuf drain MAP_FD
-//       for each line read on stdin, one timed ring_buffer__consume() of the ring
-//       the caller filled beforehand; prints "EVENTS ELAPSED_S" per line
+//   ringbuf drain MAP_FD [MAP_FD...]
+//       for each line read on stdin, one timed ring_buffer__consume() of the
+//       rings the caller filled beforehand; prints "EVENTS ELAPSED_S" per line
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
@@ -80,6 +81,18 @@ static int produce(int prog_fd, double seconds, __u64 count, __u64 flags, __u64 
     return 0;
 }
 
+/* Adds the rings of argv[first...] after the first one; 0, or 1 after printing why not. */
+static int add_rings(struct ring_buffer *rb, int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        if (ring_buffer__add(rb, atoi(argv[i]), on_event, NULL) < 0) {
+            perror("ring_buffer__add");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double end;
@@ -96,6 +109,8 @@ int main(int argc, char **argv)
             perror("ring_buffer__new");
             return 1;
         }
+        if (add_rings(rb, argc, argv, 4))
+            return 1;
         end = now() + atof(argv[3]);
         while (now() < end)
             ring_buffer__poll(rb, 100);
@@ -112,6 +127,8 @@ int main(int argc, char **argv)
             perror("ring_buffer__new");
             return 1;
         }
+        if (add_rings(rb, argc, argv, 3))
+            return 1;
         /* One round per line on stdin: the caller fills the ring, then asks for a drain. */
         while (fgets(line, sizeof(line), stdin)) {
             double start = now();

@@ -214,12 +214,16 @@ class EventReader(Resource, Generic[E]):
     def _dispatch(self, source: Source, batch: Batch[Any]) -> int:
         callback = source.callback
         assert callback is not None
-        positions, decode = batch._walker()
+        # The events are made in C (by ctypes, for fixed-size structs) a run
+        # at a time and handed out by a plain loop: CPython calls a Python
+        # callback from a Python loop without a C frame per call.
+        run: tuple[int, Iterator[Any]] = (0, iter(()))  # (index past its last event, its events)
         try:
-            for position in positions:
-                callback(decode(position))
+            for run in batch._pieces():
+                for event in run[1]:
+                    callback(event)
         except BaseException:
-            self._keep(source, batch, length_hint(positions))
+            self._keep(source, batch, len(batch) - run[0] + length_hint(run[1]))
             raise
         return len(batch)
 
@@ -281,11 +285,12 @@ class EventReader(Resource, Generic[E]):
             if got is None:
                 return
             source, batch = got
-            it = iter(batch.decoded())
+            run: tuple[int, Iterator[Any]] = (0, iter(()))
             try:
-                yield from it
+                for run in batch._pieces():
+                    yield from run[1]
             finally:
-                self._keep(source, batch, length_hint(it))
+                self._keep(source, batch, len(batch) - run[0] + length_hint(run[1]))
 
     async def aevents(self, *, timeout: float | None = None) -> AsyncIterator[E]:
         """``async for`` over events; ends once ``timeout`` seconds pass with no event (None: never ends).
@@ -317,12 +322,13 @@ class EventReader(Resource, Generic[E]):
                         await asyncio.wait_for(ready.wait(), max(step, 0.001))
                     continue
                 source, batch = got
-                it = iter(batch.decoded())
+                run: tuple[int, Iterator[Any]] = (0, iter(()))
                 try:
-                    for event in it:
-                        yield event
+                    for run in batch._pieces():
+                        for event in run[1]:
+                            yield event
                 finally:
-                    self._keep(source, batch, length_hint(it))
+                    self._keep(source, batch, len(batch) - run[0] + length_hint(run[1]))
                 last = loop.time()
         finally:
             loop.remove_reader(fd)

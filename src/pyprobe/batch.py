@@ -12,9 +12,9 @@ from __future__ import annotations
 import array
 import ctypes
 import errno
-import functools
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -84,6 +84,27 @@ def resolve_event_type(bmap: Any, event_type: object) -> Any:
 
 _DTYPES: dict[Any, Any] = {}
 
+PIECE = 256
+"""Events decoded at a time for a callback (see Batch._pieces)."""
+
+_IN_ARRAY: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+"""Event types whose events decode as the items of a ctypes array, with their size (0: they do not)."""
+
+
+def _array_decodes(event_type: Any) -> int:
+    """The size of ``event_type`` when an item of an array of it is an instance of it viewing the array's
+    bytes (structs and unions: scalars and char arrays come out as int and bytes), else 0; cached."""
+    size = 0
+    if isinstance(event_type, type) and issubclass(event_type, (ctypes.Structure, ctypes.Union)):
+        try:
+            probe = (event_type * 1)()
+            if memoryview(probe).cast("B").nbytes == ctypes.sizeof(event_type) and type(probe[0]) is event_type:
+                size = ctypes.sizeof(event_type)
+        except (TypeError, ValueError):  # no buffer export for this type: decoded one by one
+            size = 0
+    _IN_ARRAY[event_type] = size
+    return size
+
 
 def numpy_dtype(event_type: Any) -> numpy.dtype[Any]:
     """The numpy dtype matching a ctypes event type (through ``pyprobe.btf.numpy_dtype`` when it exists); cached."""
@@ -107,7 +128,8 @@ class Batch(Sequence[E], Generic[E]):
 
     ``len(batch)`` events; iterating or indexing gives each event as an
     instance of the reader's ``event_type`` (a ctypes type; a copy of the
-    bytes, safe to keep) or as ``bytes`` without one. ``raw`` is every
+    bytes, safe to keep: struct events decoded together share one copy,
+    which any of them kept keeps alive) or as ``bytes`` without one. ``raw`` is every
     event's bytes back to back, ``offsets`` the ``len + 1`` boundaries in it
     (event ``i`` is ``raw[offsets[i]:offsets[i + 1]]``), ``map`` the name of
     the map the events came from, ``to_numpy()`` a structured array. A
@@ -166,10 +188,21 @@ class Batch(Sequence[E], Generic[E]):
         return etype.from_buffer_copy(bytes(self._raw[start:end]).ljust(size, b"\0"))
 
     def decoded(self) -> list[E]:
-        """Every event decoded, as a list."""
+        """Every event decoded, as a list.
+
+        Events of a struct or union type whose size every record has are
+        made in C: one copy of the batch's bytes into a ctypes array, then
+        one slice of it (``array[:n]``) creating every event object. They
+        share that copy (each is a view into it, like ``array[i]``), so an
+        event kept keeps the copy alive, never the reader's buffers.
+        """
         raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
         if n == 0:
             return []
+        array = self._array()
+        if array is not None:
+            events: list[Any] = array[:n]
+            return events
         size = self._uniform
         if size:
             first = offs[0]
@@ -183,19 +216,37 @@ class Batch(Sequence[E], Generic[E]):
         decode_one = self._decode
         return [decode_one(offs[i], offs[i + 1]) for i in range(n)]
 
-    def _walker(self) -> tuple[Iterator[int], Callable[[int], Any]]:
-        """An iterator of event positions and the function decoding the event at one, for a loop that
-        calls Python per event without building a list; the iterator's length_hint is what is left."""
-        raw, offs, etype, n = self._raw, self._offsets, self._type, len(self)
-        size = self._uniform
-        if size and n:
-            first = offs[0]
-            positions = iter(range(first, first + n * size, size))
-            if etype is None:
-                return positions, lambda o: bytes(raw[o : o + size])
-            if size >= ctypes.sizeof(etype):
-                return positions, functools.partial(etype.from_buffer_copy, raw)
-        return iter(range(n)), lambda i: self._decode(offs[i], offs[i + 1])
+    def _array(self) -> Any:
+        """A ctypes array whose first ``len(self)`` items are the events (a copy), when the event type is a
+        struct or union of the size of every record; else None."""
+        etype, size, n = self._type, self._uniform, len(self)
+        if not size or etype is None or not n:
+            return None
+        in_array = _IN_ARRAY.get(etype)
+        if in_array is None:
+            in_array = _array_decodes(etype)
+        if in_array != size:
+            return None
+        # A power-of-two length: ctypes caches each array type it makes, so
+        # a few lengths per event type, not one per batch size.
+        array = (etype * (1 << (n - 1).bit_length()))()
+        first = self._offsets[0]
+        memoryview(array).cast("B")[: n * size] = self._raw[first : first + n * size]
+        return array
+
+    def _pieces(self) -> Iterator[tuple[int, Iterator[Any]]]:
+        """The events decoded in runs of at most PIECE, each as an iterator with the index past its last event.
+
+        For a loop calling Python per event: few event objects are alive at
+        a time, where a whole batch of them would set off the garbage
+        collector several times per batch. Events handed out so far are
+        ``end - length_hint(iterator)`` of the current run.
+        """
+        n = len(self)
+        array = self._array()
+        for start in range(0, n, PIECE):
+            end = min(start + PIECE, n)
+            yield end, iter(array[start:end] if array is not None else self[start:end].decoded())
 
     def __iter__(self) -> Iterator[E]:
         """The events, decoded (all at once, then handed out one by one)."""
