@@ -1,4 +1,4 @@
-"""A wall-clock timeline of a command's start-up, printed to stderr when ``PYPROBE_TIMELINE`` is set.
+"""A wall-clock (and CPU-time) timeline of a command's start-up, printed to stderr when ``PYPROBE_TIMELINE`` is set.
 
 ``PYPROBE_TIMELINE=1`` prints each phase's time since the first mark;
 ``PYPROBE_TIMELINE=<ns>`` (a CLOCK_MONOTONIC time, e.g. taken by whoever
@@ -31,5 +31,6 @@ def mark(phase: str) -> None:
         _marks.append(now)
     since, last = now - _marks[0], now - _marks[-1]
     _marks.append(now)
-    sys.stderr.write(f"pyprobe timeline: {since / 1e6:8.2f} ms (+{last / 1e6:7.2f}) {phase}\n")
+    cpu = time.process_time_ns() / 1e6  # this process's CPU time: what a loaded machine does not inflate
+    sys.stderr.write(f"pyprobe timeline: {since / 1e6:8.2f} ms (+{last / 1e6:7.2f}) cpu {cpu:7.2f} ms  {phase}\n")
     sys.stderr.flush()
