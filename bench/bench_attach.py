@@ -5,7 +5,11 @@
 3. the same per-function attach in C with libbpf (bench/c/attach.c).
 
 Goals: per-function attach within 1.2x of C; the multi link at least 10x faster
-than attaching per function. Detaching a uprobe link costs ~100 ms here (RCU),
+than attaching per function. Growth: uprobe_multi on the 1,000 and the 10,000
+functions of a second generated binary (funcs10000), best of MULTI_RUNS, split
+into the symbol look-up (pyprobe's ELF read, cold and cached) and the kernel's
+attach and detach; the ratio 10k/1k says whether each part grows linearly.
+``--multi`` runs only this part. Detaching a uprobe link costs ~100 ms here (RCU),
 so the per-function cases attach N_SINGLE functions (default 200, in 8 rounds
 that alternate C and pyprobe; PYPROBE_BENCH_N changes it) and the per-1,000
 figure is their mean x 1,000.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 from _common import BUILD, helper, test_object
@@ -26,9 +31,51 @@ import pyprobe
 FUNCTIONS = 1000
 N_SINGLE = int(os.environ.get("PYPROBE_BENCH_N", "200"))
 ROUNDS = 8
+MULTI_RUNS = 5
+
+
+def multi_growth(obj: pyprobe.BpfObject) -> None:
+    """uprobe_multi on 1,000 then 10,000 functions: symbol look-up, attach and detach, and their growth."""
+    prog = obj.programs["multi"]
+    figures: dict[int, dict[str, list[float]]] = {}
+    for count in (1000, 10000):
+        binary = BUILD / "bench" / f"funcs{count}"
+        if not binary.exists():
+            raise SystemExit(f"{binary} is missing: run ./dev build first")
+        runs: dict[str, list[float]] = {"cold": [], "cached": [], "attach": [], "detach": []}
+        for _ in range(MULTI_RUNS):
+            os.utime(binary)  # a new mtime: the symbol cache reads the ELF again
+            start = time.perf_counter()
+            syms = pyprobe.symbols.find(binary, "bench_fn_*")
+            runs["cold"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            syms = pyprobe.symbols.find(binary, "bench_fn_*")
+            runs["cached"].append(time.perf_counter() - start)
+            assert len(syms) == count
+            start = time.perf_counter()
+            link = prog.attach_uprobe_multi(binary, "bench_fn_*")
+            runs["attach"].append(time.perf_counter() - start)
+            assert len(link.functions) == count
+            start = time.perf_counter()
+            link.detach()
+            runs["detach"].append(time.perf_counter() - start)
+        figures[count] = runs
+    print(f"uprobe_multi growth, 1,000 -> 10,000 functions (best of {MULTI_RUNS}, ms; [min-max]):")
+    for part, what in (
+        ("cold", "symbols, ELF read"), ("cached", "symbols, cached"), ("attach", "attach"),
+        ("detach", "detach"),
+    ):  # fmt: skip
+        small, big = figures[1000][part], figures[10000][part]
+        print(f"  {what:>18}: {min(small) * 1e3:8.2f} [{min(small) * 1e3:.1f}-{max(small) * 1e3:.1f}] -> "
+              f"{min(big) * 1e3:8.2f} [{min(big) * 1e3:.1f}-{max(big) * 1e3:.1f}]   x{min(big) / min(small):.1f} "
+              f"(linear: x10); {min(big) / 10000 * 1e6:.2f} us per function at 10,000")  # fmt: skip
 
 
 def main() -> None:
+    if "--multi" in sys.argv[1:]:
+        with pyprobe.load(test_object("attach_uprobe")) as obj:
+            multi_growth(obj)
+        return
     binary = BUILD / "bench" / "funcs1000"
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: run ./dev build first")
@@ -82,6 +129,9 @@ def main() -> None:
         f"  vs per-function for {FUNCTIONS}: pyprobe {per_1000_ms:.0f} ms, C {c_us * FUNCTIONS / 1e3:.0f} ms "
         f"-> multi is {per_1000_ms / multi_ms:.0f}x faster than pyprobe per-function (goal >= 10x)"
     )
+
+    with pyprobe.load(obj_path) as obj:
+        multi_growth(obj)
 
 
 if __name__ == "__main__":

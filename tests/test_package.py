@@ -48,3 +48,41 @@ def test_every_shipped_probe_loads() -> None:
         with pyprobe.load(path) as obj:
             assert obj.state == "loaded"
             assert all(prog.fd >= 0 for prog in obj.programs.values()), path.name
+
+
+HEAVY = (
+    "_cffi_backend", "asyncio", "ctypes", "enum", "logging", "numpy", "re", "subprocess", "threading", "typing",
+    "prometheus_client", "opentelemetry", "pyprobe.export",
+)  # fmt: skip
+
+
+def _fresh_modules(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return set(out.stdout.split())
+
+
+def test_import_pyprobe_imports_none_of_its_submodules_nor_heavy_modules() -> None:
+    """``import pyprobe`` is the package alone: its names are imported on first use (PEP 562)."""
+    bare = _fresh_modules("")
+    added = _fresh_modules("import pyprobe") - bare
+    assert added <= {"pyprobe", "__future__"}, sorted(added)
+    assert not [m for m in HEAVY if m in added or any(a.startswith(m + ".") for a in added)]
+
+
+def test_every_public_name_resolves_on_first_use() -> None:
+    names = _fresh_modules(
+        "import pyprobe\n"
+        "missing = [n for n in pyprobe.__all__ if getattr(pyprobe, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert set(pyprobe.__all__) <= set(dir(pyprobe))\n"
+        "from pyprobe import *\n"
+        "from pyprobe import HashMap, features, load\n"
+        "assert pyprobe.HashMap is HashMap and features.available and load is pyprobe.object.load"
+    )  # fmt: skip
+    assert "pyprobe.maps" in names
+    with pytest.raises(AttributeError, match="'nonexistent'"):
+        pyprobe.nonexistent  # type: ignore[attr-defined]  # noqa: B018
+    assert pyprobe.globals.GlobalVariables is pyprobe.GlobalVariables  # the submodule named like the builtin

@@ -59,6 +59,7 @@ def test_another_process_objects_are_listed() -> None:
 def test_without_privileges_the_walk_is_a_permission_error() -> None:
     code = (
         "import os, pyprobe\n"
+        "pyprobe.system, pyprobe.BpfPermissionError  # names resolve on first use: before the privileges go\n"
         "os.setgid(65534); os.setuid(65534)\n"
         "try:\n    pyprobe.system.programs()\n"
         "except pyprobe.BpfPermissionError as exc:\n    print('denied', exc)\n"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import select
 import subprocess
 
 import pytest
 
 from conftest import target
+from pyprobe import features
 from pyprobe.cli.probespec import parse_probe
-from pyprobe.cli.trace import Tracer
+from pyprobe.cli.trace import ENTRY_PLAIN, ENTRY_SLEEPABLE, Tracer
 
 pytestmark = pytest.mark.bpf
 
@@ -30,3 +32,24 @@ def test_the_first_event_wakes_the_reader_and_later_ones_do_not() -> None:
         subprocess.run([args8, "3", "0"], check=True, capture_output=True)
         assert select.select([fd], [], [], 0.05)[0] == [], "a later event woke the reader"
         assert len(tr.drain(timeout=1.0)) == 3  # the reader's timer finds them
+
+
+def test_a_trace_without_strings_loads_without_the_kernel_btf(caplog: pytest.LogCaptureFixture) -> None:
+    """The kfunc that reads strings makes libbpf parse the kernel's BTF (20 ms): only a string argument loads it."""
+    utest = str(target("utest"))
+    with (
+        caplog.at_level(logging.DEBUG, logger="pyprobe.libbpf"),
+        Tracer([parse_probe(f"{utest}:int utest_add(int a, int b)")]) as tr,
+    ):
+        assert tr._entry == ENTRY_PLAIN
+    assert caplog.messages, "libbpf's debug log did not reach the logger"
+    assert not [m for m in caplog.messages if "kernel BTF" in m]
+    caplog.clear()
+    sleepable = features.available("sleepable_uprobe")
+    with (
+        caplog.at_level(logging.DEBUG, logger="pyprobe.libbpf"),
+        Tracer([parse_probe(f"{utest}:int utest_add(const char *a, int b)")]) as tr,
+    ):
+        assert tr._entry == (ENTRY_SLEEPABLE if sleepable else ENTRY_PLAIN)
+    if sleepable:
+        assert [m for m in caplog.messages if "bpf_copy_from_user_str" in m]

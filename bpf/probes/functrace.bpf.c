@@ -24,7 +24,12 @@
  * 6.0), which user space picks where the kernel has them: it reads strings with
  * the bpf_copy_from_user_str kfunc (Linux 6.12), or else faults the first byte
  * in with bpf_copy_from_user and reads again. A string that still cannot be read
- * sets its FT_EV_STR_FAULT bit, which the reader shows as unreadable. */
+ * sets its FT_EV_STR_FAULT bit, which the reader shows as unreadable.
+ *
+ * The kfunc is only in the build with FT_KFUNC_STR (functrace_kstr.bpf.c): a
+ * kfunc is an extern that libbpf resolves against the kernel's BTF, which it
+ * then reads and parses whole at every load (20 ms), so user space loads that
+ * build only when a traced function has a string argument. */
 #include <pyprobe/common.h>
 #include <pyprobe/ringbuf.h>
 
@@ -119,8 +124,10 @@ static __always_inline long read_user_str(char *dst, const void *src, bool sleep
 
     if (!sleepable)
         return bpf_probe_read_user_str(dst, FT_STR_LEN, src);
+#ifdef FT_KFUNC_STR
     if (bpf_ksym_exists(bpf_copy_from_user_str))
         return bpf_copy_from_user_str(dst, FT_STR_LEN, src, 0);
+#endif
     n = bpf_probe_read_user_str(dst, FT_STR_LEN, src);
     if (n >= 0)
         return n;

@@ -7,72 +7,174 @@
 
 from __future__ import annotations
 
-from pyprobe import features, perf_event, symbols, system, usdt
-from pyprobe._data import cmake_dir
-from pyprobe._ffi import libbpf_version
-from pyprobe._reader import ReaderBusyError
-from pyprobe._resource import ClosedError
-from pyprobe.batch import Batch
-from pyprobe.btf import Btf, BtfError
-from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
-from pyprobe.errors import (
-    AmbiguousSymbolError,
-    AttachError,
-    BinaryNotFoundError,
-    BpfError,
-    BpfPermissionError,
-    KeyNotFoundError,
-    LoadError,
-    MapError,
-    MapFullError,
-    MapIndexError,
-    ObjectNotFoundError,
-    SymbolNotFoundError,
-    UnsupportedError,
-)
-from pyprobe.globals import GlobalVariables
-from pyprobe.link import (
-    KprobeLink,
-    Link,
-    PerfEventLink,
-    RawTracepointLink,
-    TraceLink,
-    TracepointLink,
-    UprobeLink,
-    UprobeMultiLink,
-    UsdtLink,
-    XdpLink,
-)
-from pyprobe.maps import (
-    ArrayMap,
-    ArrayOfMaps,
-    BloomFilterMap,
-    HashMap,
-    HashOfMaps,
-    KeyExistsError,
-    KeyValueMap,
-    LruHashMap,
-    LruPerCpuHashMap,
-    Map,
-    MapItems,
-    PerCpuArrayMap,
-    PerCpuHashMap,
-    PerfEventArrayMap,
-    ProgArrayMap,
-    QueueMap,
-    RingBufMap,
-    StackMap,
-    StackTraceMap,
-    UpdateFlags,
-)
-from pyprobe.object import BpfObject, load, open
-from pyprobe.perfbuf import PerfBuffer
-from pyprobe.program import Program, TestRunResult
-from pyprobe.ringbuf import RingBuffer
-from pyprobe.skeleton import Skeleton
-from pyprobe.tracefs import TraceLine, trace_pipe
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (and re, enum): type checkers know the name
+if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getattr__), see _LAZY
+    from typing import Any
+
+    from pyprobe import features, perf_event, symbols, system, usdt
+    from pyprobe._data import cmake_dir
+    from pyprobe._ffi import libbpf_version
+    from pyprobe._reader import ReaderBusyError
+    from pyprobe._resource import ClosedError
+    from pyprobe.batch import Batch
+    from pyprobe.btf import Btf, BtfError
+    from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
+    from pyprobe.errors import (
+        AmbiguousSymbolError,
+        AttachError,
+        BinaryNotFoundError,
+        BpfError,
+        BpfPermissionError,
+        KeyNotFoundError,
+        LoadError,
+        MapError,
+        MapFullError,
+        MapIndexError,
+        ObjectNotFoundError,
+        SymbolNotFoundError,
+        UnsupportedError,
+    )
+    from pyprobe.globals import GlobalVariables
+    from pyprobe.link import (
+        KprobeLink,
+        Link,
+        PerfEventLink,
+        RawTracepointLink,
+        TraceLink,
+        TracepointLink,
+        UprobeLink,
+        UprobeMultiLink,
+        UsdtLink,
+        XdpLink,
+    )
+    from pyprobe.maps import (
+        ArrayMap,
+        ArrayOfMaps,
+        BloomFilterMap,
+        HashMap,
+        HashOfMaps,
+        KeyExistsError,
+        KeyValueMap,
+        LruHashMap,
+        LruPerCpuHashMap,
+        Map,
+        MapItems,
+        PerCpuArrayMap,
+        PerCpuHashMap,
+        PerfEventArrayMap,
+        ProgArrayMap,
+        QueueMap,
+        RingBufMap,
+        StackMap,
+        StackTraceMap,
+        UpdateFlags,
+    )
+    from pyprobe.object import BpfObject, load, open
+    from pyprobe.perfbuf import PerfBuffer
+    from pyprobe.program import Program, TestRunResult
+    from pyprobe.ringbuf import RingBuffer
+    from pyprobe.skeleton import Skeleton
+    from pyprobe.tracefs import TraceLine, trace_pipe
 
 __version__ = "0.1.0"
+
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "features": ("pyprobe.features", None),
+    "perf_event": ("pyprobe.perf_event", None),
+    "symbols": ("pyprobe.symbols", None),
+    "system": ("pyprobe.system", None),
+    "usdt": ("pyprobe.usdt", None),
+    "cmake_dir": ("pyprobe._data", "cmake_dir"),
+    "libbpf_version": ("pyprobe._ffi", "libbpf_version"),
+    "ReaderBusyError": ("pyprobe._reader", "ReaderBusyError"),
+    "ClosedError": ("pyprobe._resource", "ClosedError"),
+    "Batch": ("pyprobe.batch", "Batch"),
+    "Btf": ("pyprobe.btf", "Btf"),
+    "BtfError": ("pyprobe.btf", "BtfError"),
+    "AttachType": ("pyprobe.enums", "AttachType"),
+    "LinkType": ("pyprobe.enums", "LinkType"),
+    "MapType": ("pyprobe.enums", "MapType"),
+    "ProgramType": ("pyprobe.enums", "ProgramType"),
+    "AmbiguousSymbolError": ("pyprobe.errors", "AmbiguousSymbolError"),
+    "AttachError": ("pyprobe.errors", "AttachError"),
+    "BinaryNotFoundError": ("pyprobe.errors", "BinaryNotFoundError"),
+    "BpfError": ("pyprobe.errors", "BpfError"),
+    "BpfPermissionError": ("pyprobe.errors", "BpfPermissionError"),
+    "KeyNotFoundError": ("pyprobe.errors", "KeyNotFoundError"),
+    "LoadError": ("pyprobe.errors", "LoadError"),
+    "MapError": ("pyprobe.errors", "MapError"),
+    "MapFullError": ("pyprobe.errors", "MapFullError"),
+    "MapIndexError": ("pyprobe.errors", "MapIndexError"),
+    "ObjectNotFoundError": ("pyprobe.errors", "ObjectNotFoundError"),
+    "SymbolNotFoundError": ("pyprobe.errors", "SymbolNotFoundError"),
+    "UnsupportedError": ("pyprobe.errors", "UnsupportedError"),
+    "GlobalVariables": ("pyprobe.globals", "GlobalVariables"),
+    "KprobeLink": ("pyprobe.link", "KprobeLink"),
+    "Link": ("pyprobe.link", "Link"),
+    "PerfEventLink": ("pyprobe.link", "PerfEventLink"),
+    "RawTracepointLink": ("pyprobe.link", "RawTracepointLink"),
+    "TraceLink": ("pyprobe.link", "TraceLink"),
+    "TracepointLink": ("pyprobe.link", "TracepointLink"),
+    "UprobeLink": ("pyprobe.link", "UprobeLink"),
+    "UprobeMultiLink": ("pyprobe.link", "UprobeMultiLink"),
+    "UsdtLink": ("pyprobe.link", "UsdtLink"),
+    "XdpLink": ("pyprobe.link", "XdpLink"),
+    "ArrayMap": ("pyprobe.maps", "ArrayMap"),
+    "ArrayOfMaps": ("pyprobe.maps", "ArrayOfMaps"),
+    "BloomFilterMap": ("pyprobe.maps", "BloomFilterMap"),
+    "HashMap": ("pyprobe.maps", "HashMap"),
+    "HashOfMaps": ("pyprobe.maps", "HashOfMaps"),
+    "KeyExistsError": ("pyprobe.maps", "KeyExistsError"),
+    "KeyValueMap": ("pyprobe.maps", "KeyValueMap"),
+    "LruHashMap": ("pyprobe.maps", "LruHashMap"),
+    "LruPerCpuHashMap": ("pyprobe.maps", "LruPerCpuHashMap"),
+    "Map": ("pyprobe.maps", "Map"),
+    "MapItems": ("pyprobe.maps", "MapItems"),
+    "PerCpuArrayMap": ("pyprobe.maps", "PerCpuArrayMap"),
+    "PerCpuHashMap": ("pyprobe.maps", "PerCpuHashMap"),
+    "PerfEventArrayMap": ("pyprobe.maps", "PerfEventArrayMap"),
+    "ProgArrayMap": ("pyprobe.maps", "ProgArrayMap"),
+    "QueueMap": ("pyprobe.maps", "QueueMap"),
+    "RingBufMap": ("pyprobe.maps", "RingBufMap"),
+    "StackMap": ("pyprobe.maps", "StackMap"),
+    "StackTraceMap": ("pyprobe.maps", "StackTraceMap"),
+    "UpdateFlags": ("pyprobe.maps", "UpdateFlags"),
+    "BpfObject": ("pyprobe.object", "BpfObject"),
+    "load": ("pyprobe.object", "load"),
+    "open": ("pyprobe.object", "open"),
+    "PerfBuffer": ("pyprobe.perfbuf", "PerfBuffer"),
+    "Program": ("pyprobe.program", "Program"),
+    "TestRunResult": ("pyprobe.program", "TestRunResult"),
+    "RingBuffer": ("pyprobe.ringbuf", "RingBuffer"),
+    "Skeleton": ("pyprobe.skeleton", "Skeleton"),
+    "TraceLine": ("pyprobe.tracefs", "TraceLine"),
+    "trace_pipe": ("pyprobe.tracefs", "trace_pipe"),
+}
+"""Public name -> (module, attribute in it; None for the module itself). ``import pyprobe`` imports
+none of them: a command that needs only part of the library (``pyprobe trace``) imports only that
+part, and a library user pays for what is used."""
+
+
+_namespace = globals()
+"""This module's namespace (the submodule pyprobe.globals shadows the builtin once imported)."""
+
+if not TYPE_CHECKING:  # type checkers see the imports above; a module __getattr__ would make typos Any
+
+    def __getattr__(name: str) -> Any:
+        """Imports a public name's module on first use and keeps the name in the package (PEP 562)."""
+        try:
+            module, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module 'pyprobe' has no attribute {name!r}") from None
+        __import__(module)
+        value = sys.modules[module] if attr is None else getattr(sys.modules[module], attr)
+        _namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(_namespace) | set(_LAZY))
 
 
 def include_dir() -> str:

@@ -9,14 +9,18 @@ clang's own status when clang rejects the source.
 
 from __future__ import annotations
 
-import argparse
-import errno
-import importlib
-import sys
-from collections.abc import Sequence
+from pyprobe.cli import _timeline
 
-import pyprobe
-from pyprobe.cli.probespec import ProbeSyntaxError
+_timeline.mark("interpreter started, import pyprobe")  # what follows is the cost of the imports below
+
+import argparse  # noqa: E402
+import errno  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import pyprobe  # noqa: E402
+from pyprobe.cli.probespec import ProbeSyntaxError  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -73,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one exit c
         words = ["demo", *words]  # the demo is the default command, with its own options
     parser = build_parser(words[0] if words[0] in COMMANDS else None)
     args = parser.parse_args(words)
+    _timeline.mark(f"imports and arguments ({words[0]})")
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ import pyprobe
 from pyprobe import symbols
 from pyprobe._data import probe_file
 from pyprobe._record import Record
+from pyprobe.cli import _timeline
 from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import (
     HEX,
@@ -51,7 +52,7 @@ MULTI_THRESHOLD = 4
 """More functions than this in one binary: one uprobe_multi link per direction instead of one link each."""
 ENTRY_PLAIN = {"single": "functrace_entry", "multi": "functrace_entry_multi", "usdt": "functrace_usdt"}
 ENTRY_SLEEPABLE = {"single": "functrace_entry_s", "multi": "functrace_entry_multi_s", "usdt": "functrace_usdt_s"}
-"""The programs that read arguments (and so strings): plain, or sleepable (uprobe.s, Linux 6.0)."""
+"""The programs that read arguments: plain, or sleepable (uprobe.s, Linux 6.0) when a function has strings."""
 NO_RETURN = frozenset({"_start"})
 """Entry points that never return; a glob skips them (see find_functions)."""
 
@@ -376,11 +377,16 @@ class Tracer:
             if f.usdt is None:
                 per_binary.setdefault(f.binary, []).append(f)
         plan = {b: _plan(fs) for b, fs in per_binary.items()}
-        obj = pyprobe.open(probe_file("functrace"))
+        _timeline.mark("ELF read, functions found")
+        # Strings are read by sleepable entry programs where the kernel allows, so a string on a page the
+        # process has not touched yet is faulted in rather than lost; their object's kfunc makes libbpf parse
+        # the kernel's BTF at load, which the plain object (no strings) does without.
+        strings = any(p.type.kind == "string" for f in self.functions for p in f.params)
+        sleepable = strings and pyprobe.features.available("sleepable_uprobe")
+        self._entry = ENTRY_SLEEPABLE if sleepable else ENTRY_PLAIN
+        obj = pyprobe.open(probe_file("functrace_kstr" if sleepable else "functrace"))
+        _timeline.mark("object opened")
         try:
-            # the entry programs that read strings: sleepable where the kernel allows, so a string on a
-            # page the process has not touched yet is faulted in rather than lost
-            self._entry = ENTRY_SLEEPABLE if pyprobe.features.available("sleepable_uprobe") else ENTRY_PLAIN
             single_used = any(single for _, single in plan.values())
             multi_used = any(m for m, _ in plan.values())
             wanted = {
@@ -392,11 +398,15 @@ class Tracer:
                 prog.autoload = wanted.get(name, False)
             obj.maps["events"].max_entries = RING_BYTES
             obj.load()
+            _timeline.mark("object loaded")
             funcs = obj.maps.typed("funcs", pyprobe.ArrayMap[Any])
             for f in self.functions:
                 funcs[f.index] = f.config()
+            _timeline.mark("config written")
             self._attach(obj, plan)
+            _timeline.mark(f"attached ({len(self._links)} links)")
             self._reader = pyprobe.RingBuffer(obj.maps["events"], event_type="ft_event", drain_interval=DRAIN_INTERVAL)
+            _timeline.mark("reader ready")
         except BaseException:
             obj.close()
             raise
@@ -581,9 +591,14 @@ def trace_loop(
     within ``interval``.
     """
     why = "interrupted"
+    first = _timeline.enabled
     try:
         while True:
-            on_calls(tracer.drain(timeout=interval))
+            calls = tracer.drain(timeout=interval)
+            on_calls(calls)
+            if first and calls:
+                _timeline.mark("first event printed")
+                first = False
             reason = session.finished()
             if reason is not None:
                 why = reason
