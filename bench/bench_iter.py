@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _common import helper
 
 import pyprobe
 
@@ -115,6 +118,11 @@ def bench_type(kind: str, n: int, repeat: int) -> list[float]:
                 f"  {name:32s} {cpu / n * 1e9:8.0f} ns/entry  (wall {wall / n * 1e9:6.0f})"
                 f"  {cpu / base_cpu:5.3f}x the ctypes loop ({base_cpu / cpu:.1f}x faster)"
             )
+        if ncpus == 0:  # bench/c/maps.c sizes its buffers for one value per entry
+            out = subprocess.run([str(helper("maps")), str(m.id), "3"], check=True, capture_output=True, text=True)
+            c_wall = float(out.stdout.split()[0]) / 1e3
+            name = "C libbpf batch dump, no decoding"
+            print(f"  {name:32s} {'':8s} ns/entry  (wall {c_wall / n * 1e9:6.0f})  (reference)")
         for name, fn in [
             ("dict(m.items(batch=True))", lambda: dict(m.items(batch=True))),
             ("per key, as items() did before", lambda: per_key(m)),
