@@ -441,23 +441,30 @@ def test_unloaded_map_raises() -> None:
         obj.maps["hash"][1]
 
 
-def test_an_iterator_stops_with_closed_error_once_its_map_is_closed() -> None:
-    """After close the fd number may be another map's: the iterator must not go on with it."""
-    m1 = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16)
-    for k in range(5):
-        m1[k] = k
+@pytest.mark.parametrize("entries", [5, 10_000])
+def test_an_iterator_stops_with_closed_error_once_its_map_is_closed(entries: int) -> None:
+    """After close the fd number may be another map's: the iterator must not go on with it.
+
+    The keys of the chunk read before close (up to 4096) may still come; the
+    next chunk, or the end of the walk, raises ClosedError.
+    """
+    m1 = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16_384)
+    m1.update_batch({k: k for k in range(entries)})
     it = iter(m1)
     next(it)
     fd = m1.fd
     m1.close()
     m2 = pyprobe.Map.create("hash", key_type=ctypes.c_uint32, value_type=ctypes.c_uint32, max_entries=16)
+    rest: list[int] = []
     try:
-        m2[100] = 1
+        m2[100_000] = 1
         assert m2.fd == fd  # the number was given again: what the old iterator must not use
         with pytest.raises(pyprobe.ClosedError, match="used after close"):
-            next(it)
+            rest.extend(it)
     finally:
         m2.close()
+    assert len(rest) < min(entries, 4096)
+    assert all(k < entries for k in rest)
 
 
 def test_close_while_a_call_is_in_flight_defers_the_release() -> None:

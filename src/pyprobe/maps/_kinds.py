@@ -45,6 +45,8 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 _DUMP_CHUNK = 4096
+_WALK_CHUNK = 4096
+_WALK_BYTES = 4 << 20  # a chunk of per-CPU values on a machine with many CPUs stays below this
 _FD_MAX = (1 << 31) - 1
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -231,15 +233,94 @@ class KeyValueMap(Map, Generic[K, V]):
         return found
 
     # --- iteration --------------------------------------------------------------
+    # Iteration reads the map in chunks of up to _WALK_CHUNK entries, each with one system call
+    # (BPF_MAP_LOOKUP_BATCH, kernel 5.6+; get_next_key + lookup in C where the kernel lacks it) and
+    # decoded in bulk. _walk_start picks the batch walk or the key walk (tests walk both).
+    _walk_start: int = lib.PYPROBE_WALK_BATCH
+
+    def _chunks(self) -> Iterator[MapItems[K, V]]:
+        """The entries, one chunk at a time; a chunk's buffers are reused for the next one.
+
+        A consumer decodes a chunk (``key_list()``, ``value_list()``,
+        ``pairs()``) before asking for the next. Each chunk is read inside
+        the map's guard: once the map is closed, the next chunk (or the end
+        of the walk) raises ClosedError, never reading another map that got
+        the fd number.
+        """
+        guard, doing = self._guard, f"iterate map '{self.name}'"
+        with guard:
+            self._loaded_fd(doing)
+            key_codec, value_codec = self._codec
+            ksize, vsize, max_entries = key_codec.size, value_codec.size, self.max_entries
+        cap = max(1, min(max_entries, _WALK_CHUNK, _WALK_BYTES // max(ksize + vsize, 1)))
+        keys, values = _new_uncleared("char[]", cap * ksize), _new_uncleared("char[]", cap * vsize)
+        token = ffi.new("char[]", 2 * max(ksize, 8))
+        state = ffi.new("int *", self._walk_start)
+        count = ffi.new("__u32 *")
+        seen: set[bytes] = set()
+        walked, limit = 0, 16 * (max_entries + 16)
+        done = (lib.PYPROBE_WALK_BATCH_DONE, lib.PYPROBE_WALK_KEYS_DONE)
+        while state[0] not in done:
+            count[0] = cap
+            with guard:
+                ret = lib.pyprobe_map_walk(self._loaded_fd(doing), ksize, vsize, token, state, keys, values, count)
+            n = int(count[0])
+            if ret == -errno.ENOSPC and n == 0 and state[0] < lib.PYPROBE_WALK_KEYS:
+                cap *= 2  # one hash bucket holds more entries than a chunk
+                keys, values = _new_uncleared("char[]", cap * ksize), _new_uncleared("char[]", cap * vsize)
+                continue
+            check_int(ret, doing, MapError)
+            if state[0] >= lib.PYPROBE_WALK_KEYS:
+                # get_next_key from a key deleted meanwhile starts again at the first key: drop repeats
+                walked += n
+                if walked > limit:
+                    raise MapError(errno.EAGAIN, "the map changes faster than it can be walked", context=doing)
+                n = self._fresh(keys, values, n, ksize, vsize, seen)
+            if n:
+                yield MapItems(ffi.buffer(keys, n * ksize), ffi.buffer(values, n * vsize), n, key_codec, value_codec)
+        with guard:  # closed while the last chunk was in use: the walk did not end with the map open
+            self._loaded_fd(doing)
+
+    @staticmethod
+    def _fresh(keys: Any, values: Any, n: int, ksize: int, vsize: int, seen: set[bytes]) -> int:
+        """Keeps the entries whose keys are not in ``seen`` (moved to the front); returns how many."""
+        blob = ffi.buffer(keys, n * ksize)[:]
+        kept = 0
+        for i in range(n):
+            raw = blob[i * ksize : (i + 1) * ksize]
+            if raw in seen:
+                continue
+            seen.add(raw)
+            if kept != i:
+                ffi.memmove(keys + kept * ksize, keys + i * ksize, ksize)
+                ffi.memmove(values + kept * vsize, values + i * vsize, vsize)
+            kept += 1
+        return kept
+
     def __iter__(self) -> Iterator[K]:
-        """Each key once (see :meth:`Map._raw_keys`), decoded; one system call per key."""
-        decode = self._codec[0].decode
-        for raw in self._raw_keys():
-            yield decode(raw)
+        """Each key once, decoded; read in chunks of 4096 entries, one system call each.
+
+        On kernels with batch lookups (5.6+) a chunk is one BPF_MAP_LOOKUP_BATCH,
+        which walks a hash map bucket by bucket (an array index by index) and
+        continues from the bucket where the previous chunk stopped. So a key
+        present during the whole iteration comes exactly once; a key deleted
+        meanwhile comes at most once (not at all when its bucket had not been
+        read yet), as does a key inserted meanwhile (when its bucket comes
+        after the chunks already read). Deleting keys while iterating (also
+        the keys just yielded) is safe. Older kernels walk get_next_key +
+        lookup in C, skipping keys already yielded, with the same guarantees.
+        Once the map is closed, the next chunk (or the end of the walk)
+        raises ClosedError.
+        """
+        for chunk in self._chunks():
+            yield from chunk.key_list()
 
     def keys(self) -> list[K]:
-        """A snapshot of the keys."""
-        return list(self)
+        """A snapshot of the keys (read as :meth:`__iter__` does)."""
+        out: list[K] = []
+        for chunk in self._chunks():
+            out += chunk.key_list()
+        return out
 
     @overload
     def items(self, *, batch: Literal[False] = False) -> list[tuple[K, V]]: ...
@@ -250,24 +331,25 @@ class KeyValueMap(Map, Generic[K, V]):
     def items(self, *, batch: bool = False) -> list[tuple[K, V]] | MapItems[K, V]:
         """A snapshot of the entries as (key, value) pairs.
 
-        ``batch=True`` reads everything with BPF_MAP_LOOKUP_BATCH in a C loop
+        ``batch=True`` reads everything with BPF_MAP_LOOKUP_BATCH in one C loop
         (kernel 5.6+; get_next_key + lookup in C where the map type lacks it)
-        and returns a :class:`MapItems` decoded in bulk; otherwise a list made
-        with one lookup per key (keys deleted meanwhile are left out).
+        and returns a :class:`MapItems` decoded in bulk; otherwise a list, read
+        in chunks as :meth:`__iter__` reads (with the same guarantees for keys
+        inserted or deleted meanwhile), each chunk decoded in bulk.
         """
         if batch:
             return self._dump()
-        decode_k, decode_v = self._codec[0].decode, self._codec[1].decode
         out: list[tuple[K, V]] = []
-        for raw in self._raw_keys():
-            value = self._lookup_raw(raw)
-            if value is not None:
-                out.append((decode_k(raw), decode_v(value)))
+        for chunk in self._chunks():
+            out += chunk.pairs()
         return out
 
     def values(self) -> list[V]:
-        """A snapshot of the values."""
-        return [v for _, v in self.items()]
+        """A snapshot of the values (read as :meth:`items` does)."""
+        out: list[V] = []
+        for chunk in self._chunks():
+            out += chunk.value_list()
+        return out
 
     def __len__(self) -> int:
         with self._guard:

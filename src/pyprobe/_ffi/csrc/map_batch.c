@@ -1,6 +1,15 @@
 /* Hot loops of map dumps and batch updates: the whole loop runs here, without the GIL. */
 #include <stdlib.h>
 
+enum {
+    PYPROBE_WALK_BATCH = 0,
+    PYPROBE_WALK_BATCH_NEXT = 1,
+    PYPROBE_WALK_BATCH_DONE = 2,
+    PYPROBE_WALK_KEYS = 3,
+    PYPROBE_WALK_KEYS_NEXT = 4,
+    PYPROBE_WALK_KEYS_DONE = 5,
+};
+
 
 static int pyprobe_batch_unsupported(int err)
 {
@@ -187,4 +196,73 @@ int pyprobe_map_count(int fd, __u32 key_size, __u32 limit, __u32 *count)
     }
     *count = n;
     return err == -ENOENT || err == 0 ? 0 : err;
+}
+
+/*
+ * One chunk of an iteration over the map, continued from `token` (2 * max(key_size, 8) bytes, kept
+ * by the caller between calls). *state: PYPROBE_WALK_BATCH before the first chunk, then the
+ * kernel's BPF_MAP_LOOKUP_BATCH token goes on in `token`; PYPROBE_WALK_KEYS walks get_next_key +
+ * lookup instead (also where the kernel or map type has no batch lookup), the last key walked in
+ * `token`; PYPROBE_WALK_BATCH_DONE or PYPROBE_WALK_KEYS_DONE once the map has been walked to its
+ * end. At most *count entries go to keys/values; *count says how many did. Returns 0 or -errno; -ENOSPC with *count == 0: a hash
+ * bucket holds more entries than *count, call again with room for more.
+ */
+int pyprobe_map_walk(int fd, __u32 key_size, __u32 value_size, void *token, int *state, void *keys,
+                     void *values, __u32 *count)
+{
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    size_t token_size = key_size > 8 ? key_size : 8;
+    char *in = token, *out = in + token_size, *k = keys, *v = values;
+    __u32 cap = *count, n = cap, steps = 0;
+    int err;
+
+    *count = 0;
+    if (*state == PYPROBE_WALK_BATCH || *state == PYPROBE_WALK_BATCH_NEXT) {
+        err = bpf_map_lookup_batch(fd, *state == PYPROBE_WALK_BATCH ? NULL : in, out, keys, values, &n, &opts);
+        if (err < 0 && err != -ENOENT) {
+            if (*state == PYPROBE_WALK_BATCH && pyprobe_batch_unsupported(err)) {
+                *state = PYPROBE_WALK_KEYS;
+                goto keys;
+            }
+            return err; /* -ENOSPC: n is 0 */
+        }
+        *count = n;
+        if (err == -ENOENT) {
+            *state = PYPROBE_WALK_BATCH_DONE;
+        } else {
+            *state = PYPROBE_WALK_BATCH_NEXT;
+            memcpy(in, out, token_size);
+        }
+        return 0;
+    }
+    if (*state != PYPROBE_WALK_KEYS && *state != PYPROBE_WALK_KEYS_NEXT)
+        return 0; /* done */
+keys:
+    n = 0;
+    /* a deleted previous key sends get_next_key back to the first key: the caller drops repeats */
+    while (n < cap && steps++ < 4 * cap + 16) {
+        char *key = k + (size_t)n * key_size;
+
+        err = bpf_map_get_next_key(fd, *state == PYPROBE_WALK_KEYS ? NULL : in, key);
+        if (err == -ENOENT) {
+            *state = PYPROBE_WALK_KEYS_DONE;
+            break;
+        }
+        if (err < 0) {
+            *count = n;
+            return err;
+        }
+        *state = PYPROBE_WALK_KEYS_NEXT;
+        memcpy(in, key, key_size);
+        err = bpf_map_lookup_elem(fd, key, v + (size_t)n * value_size);
+        if (err == -ENOENT)
+            continue; /* deleted meanwhile */
+        if (err < 0) {
+            *count = n;
+            return err;
+        }
+        n++;
+    }
+    *count = n;
+    return 0;
 }
