@@ -10,19 +10,22 @@ default; 10,000,000 checks that the cost grows linearly):
 For each, bench/c/maps.c dumps the map with ``bpf_map_lookup_batch`` (the
 baseline), then pyprobe's ``items(batch=True).to_dict()`` and
 ``dict(items(batch=True))`` run on the same map in the same run. Every
-figure is the median of ``--repeat`` runs, in ns per entry, with the ratio
-against C.
+figure is the median of ``--repeat`` runs in CPU time (user + system, of
+this process and of the C one: robust to other load on the machine), in ns
+per entry, with the ratio against C. What a run returns is freed after its
+clock stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import helper, median_time, test_object
+from _common import helper, test_object
 
 import pyprobe
 from pyprobe.btf import Btf
@@ -42,14 +45,27 @@ def _fill(m: Any, n: int, key_fmt: str, value_fmt: str) -> None:
         m.update_batch([(kp(*kargs(k)), vp(*vargs(k))) for k in range(base, stop)])
 
 
+def _median_cpu(fn: Callable[[], object], repeat: int) -> float:
+    """Median CPU time (user + system) of ``fn`` in seconds; what it returns is freed after the clock stops."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        result = fn()
+        times.append(time.process_time() - start)
+        del result
+    return statistics.median(times)
+
+
 def run_shape(label: str, m: Any, n: int, repeat: int) -> tuple[float, float, float]:
-    out = subprocess.run([str(helper("maps")), str(m.id), str(repeat)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(helper("maps")), str(m.id), str(repeat), "cpu"], check=True, capture_output=True, text=True
+    )
     c_ms, c_count = out.stdout.split()
     assert int(c_count) == n, (c_count, n)
     c = float(c_ms) / 1e3
-    snapshot = median_time(lambda: m.items(batch=True), repeat)
-    to_dict = median_time(lambda: m.items(batch=True).to_dict(), repeat)
-    as_dict = median_time(lambda: dict(m.items(batch=True)), repeat)
+    snapshot = _median_cpu(lambda: m.items(batch=True), repeat)
+    to_dict = _median_cpu(lambda: m.items(batch=True).to_dict(), repeat)
+    as_dict = _median_cpu(lambda: dict(m.items(batch=True)), repeat)
     ns = 1e9 / n
     print(
         f"{label:24s} C {c * ns:6.0f}   snapshot {snapshot * ns:6.0f} ({snapshot / c:4.2f}x)"

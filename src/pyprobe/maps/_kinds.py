@@ -108,7 +108,7 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
         return iter(self.pairs())
 
     def to_dict(self) -> dict[K, V]:
-        """The entries as a dict."""
+        """The entries as a dict, in the dump's order (decoded in bulk: faster than ``dict(items)``)."""
         keys, values = self.key_list(), self.value_list()
         with bulk():
             return dict(zip(keys, values, strict=True))
