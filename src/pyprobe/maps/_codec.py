@@ -19,7 +19,7 @@ from typing import Any
 
 from pyprobe.btf import _BtfComposite, fill_array, scalar_bounds, to_python
 
-__all__ = ["Codec", "PerCpuCodec", "bulk"]
+__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "numpy_if_worth"]
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ _first = itemgetter(0)
 _before_nul = methodcaller("partition", b"\0")
 
 
-def _numpy(count: int) -> Any:
+def numpy_if_worth(count: int) -> Any:
     """numpy when it is imported already (or worth importing for ``count`` values) and installed, else None."""
     np = sys.modules.get("numpy")
     if np is None and count >= _NUMPY_WORTH_IMPORTING:
@@ -78,7 +78,7 @@ def bytes_column(view: memoryview, count: int, stride: int, size: int) -> list[b
     """
     if count == 0:
         return []
-    np = _numpy(count)
+    np = numpy_if_worth(count)
     if np is not None:
         column: list[bytes] = np.ndarray(
             (count,), dtype=np.dtype((np.void, size)), buffer=view, strides=(stride,)
