@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import struct
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import test_object
 from pyprobe.btf import Btf
-from pyprobe.maps._codec import Codec, PerCpuCodec, bulk
+from pyprobe.maps._codec import Codec, PerCpuCodec, bulk, bytes_column, numpy_if_worth
 
 
 @pytest.fixture
@@ -98,3 +99,56 @@ def test_decoded_per_cpu_values_are_lists() -> None:
     assert [[v.count for v in cpus] for cpus in values] == [[1, 2], [3, 4]]
     keys = Codec(ctypes.c_uint32, 4, "key").decode_many(bytearray(struct.pack("<3I", 5, 6, 7)), 3, 4)
     assert keys == [5, 6, 7] and all(type(k) is int for k in keys)
+
+
+@pytest.mark.parametrize("with_numpy", [True, False])
+@pytest.mark.parametrize(("count", "stride", "size"), [(0, 16, 16), (1, 1, 1), (5, 16, 16), (7, 16, 12), (300, 24, 13)])
+def test_bytes_columns_are_the_slices_with_and_without_numpy(
+    with_numpy: bool, count: int, stride: int, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if with_numpy:
+        pytest.importorskip("numpy")
+    else:
+        monkeypatch.setitem(sys.modules, "numpy", None)
+    blob = bytearray((i * 31 + 7) % 256 if i % 5 else 0 for i in range(count * stride))
+    column = bytes_column(memoryview(blob), count, stride, size)
+    assert column == [bytes(blob[i * stride : i * stride + size]) for i in range(count)]
+    assert all(type(b) is bytes for b in column)
+    chars = Codec(ctypes.c_char * size, size, "value").decode_many(blob, count, stride)
+    assert chars == [b.split(b"\0", 1)[0] for b in column]
+
+
+def test_numpy_is_imported_only_for_columns_worth_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    np = pytest.importorskip("numpy")
+    monkeypatch.delitem(sys.modules, "numpy")
+    assert numpy_if_worth(1000) is None  # not imported yet: a small column is cut without it
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    assert numpy_if_worth(10_000_000) is None  # not installed
+    monkeypatch.setitem(sys.modules, "numpy", np)
+    assert numpy_if_worth(1000) is np
+
+
+def test_padded_per_cpu_scalars_and_structs_decode_every_slot() -> None:
+    codec = PerCpuCodec(Codec(ctypes.c_uint16, 2, "value"), 3)
+    assert codec.stride == 8
+    blob = bytearray(codec.size * 2)
+    for slot in range(6):
+        struct.pack_into("<H", blob, slot * 8, 1000 + slot)
+        blob[slot * 8 + 2 : slot * 8 + 8] = b"\xff" * 6  # padding: never read
+    assert codec.decode_many(blob, 2, codec.size) == [[1000, 1001, 1002], [1003, 1004, 1005]]
+
+    class Odd(ctypes.Structure):
+        _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint8), ("c", ctypes.c_uint32)]
+
+    size = ctypes.sizeof(Odd)
+    odd = PerCpuCodec(Codec(Odd, size, "value"), 2)
+    assert (size, odd.stride) == (12, 16)
+    blob = bytearray(odd.size * 3)
+    for slot in range(6):
+        struct.pack_into("<IB", blob, slot * odd.stride, slot * 11, slot)
+    decoded = odd.decode_many(blob, 3, odd.size)
+    assert [[(v.a, v.b) for v in cpus] for cpus in decoded] == [
+        [(0, 0), (11, 1)],
+        [(22, 2), (33, 3)],
+        [(44, 4), (55, 5)],
+    ]

@@ -12,12 +12,14 @@ import contextlib
 import ctypes
 import gc
 import struct
+import sys
 from collections.abc import Iterator
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from pyprobe.btf import _BtfComposite, fill_array, scalar_bounds, to_python
 
-__all__ = ["Codec", "PerCpuCodec", "bulk"]
+__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "numpy_if_worth"]
 
 
 @contextlib.contextmanager
@@ -49,6 +51,41 @@ def bulk() -> Iterator[None]:
 
 
 _SCALAR_CODES = set("bBhHiIlLqQ?fdc")
+
+# From this many values on, a column of bytes is cut by numpy (40 ns a value against 100 ns for
+# struct.iter_unpack) even when numpy is not imported yet: its import costs what ~1,000,000 values save.
+_NUMPY_WORTH_IMPORTING = 1_000_000
+_first = itemgetter(0)
+_before_nul = methodcaller("partition", b"\0")
+
+
+def numpy_if_worth(count: int) -> Any:
+    """numpy when it is imported already (or worth importing for ``count`` values) and installed, else None."""
+    np = sys.modules.get("numpy")
+    if np is None and count >= _NUMPY_WORTH_IMPORTING:
+        try:
+            import numpy as np
+        except ImportError:
+            return None
+    return np
+
+
+def bytes_column(view: memoryview, count: int, stride: int, size: int) -> list[bytes]:
+    """``count`` bytes objects of ``size`` bytes each, found every ``stride`` bytes in ``view``.
+
+    Made in C without a Python-level loop: by numpy's ``tolist()`` of a void
+    array when numpy is there, else by ``struct.iter_unpack``.
+    """
+    if count == 0:
+        return []
+    np = numpy_if_worth(count)
+    if np is not None:
+        column: list[bytes] = np.ndarray(
+            (count,), dtype=np.dtype((np.void, size)), buffer=view, strides=(stride,)
+        ).tolist()
+        return column
+    fmt = f"{size}s{stride - size}x" if stride > size else f"{size}s"
+    return list(map(_first, struct.iter_unpack(fmt, view[: count * stride])))
 
 
 class Codec:
@@ -165,14 +202,21 @@ class Codec:
 
     def _decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
         view = memoryview(blob)
-        if stride == self.size:
-            if self.kind == "scalar" and self.code != "c":
-                ints: list[Any] = view[: count * stride].cast(self.code).tolist()  # type: ignore[call-overload]
-                return ints
-            if self.kind == "struct":
-                ct: Any = self.ctype
+        kind = self.kind
+        if kind == "scalar" and self.code != "c" and stride % self.size == 0:
+            column = view[: count * stride].cast(self.code)  # type: ignore[call-overload]
+            ints: list[Any] = (column if stride == self.size else column[:: stride // self.size]).tolist()
+            return ints
+        if kind == "struct":
+            ct: Any = self.ctype
+            if stride == self.size:
                 structs: list[Any] = (ct * count).from_buffer_copy(view[: count * stride])[:]  # slicing: fastest
                 return structs
+            return list(map(ct.from_buffer_copy, bytes_column(view, count, stride, self.size)))
+        if kind == "raw":
+            return bytes_column(view, count, stride, self.size)
+        if kind in ("chars", "char"):  # a C string: the bytes up to the first NUL
+            return list(map(_first, map(_before_nul, bytes_column(view, count, stride, self.size))))
         raw = view.tobytes()
         return [self.decode(raw[i * stride : i * stride + self.size]) for i in range(count)]
 
@@ -214,4 +258,5 @@ class PerCpuCodec(Codec):
     def _decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
         flat = self.inner._decode_many(blob, count * self.ncpus, self.stride)
         n = self.ncpus
-        return [flat[i * n : (i + 1) * n] for i in range(count)]
+        # one list per entry, cut in C (map of slices): no Python-level loop
+        return list(map(flat.__getitem__, map(slice, range(0, count * n, n), range(n, count * n + 1, n))))

@@ -60,9 +60,11 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
     """A snapshot of a map's entries read in bulk (``items(batch=True)``).
 
     The keys and values arrive from the kernel as two blobs; they are decoded
-    in bulk on first use (integers through ``memoryview.cast``, structs through
-    one ctypes array). ``raw_keys``/``raw_values`` give the blobs,
-    :meth:`to_numpy` structured arrays.
+    in bulk on first use, without a Python-level loop: integers through
+    ``memoryview.cast``, structs through one ctypes array, bytes through
+    numpy's ``tolist()`` (``struct.iter_unpack`` without numpy).
+    ``raw_keys``/``raw_values`` give the blobs, :meth:`to_numpy` structured
+    arrays.
     """
 
     def __init__(self, raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> None:
@@ -110,7 +112,7 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
         return iter(self.pairs())
 
     def to_dict(self) -> dict[K, V]:
-        """The entries as a dict."""
+        """The entries as a dict, in the dump's order (decoded in bulk: faster than ``dict(items)``)."""
         keys, values = self.key_list(), self.value_list()
         with bulk():
             return dict(zip(keys, values, strict=True))
