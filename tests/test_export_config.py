@@ -218,3 +218,27 @@ def test_systemd_unit_runs_the_command_with_bpf_capabilities() -> None:
     assert {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"} <= set(ambient)
     assert service["CapabilityBoundingSet"].split() == ambient
     assert service["NoNewPrivileges"] == "yes" and service["KillSignal"] == "SIGTERM"
+
+
+def test_import_pyprobe_leaves_the_export_packages_alone() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pyprobe, pyprobe.cli.main as m; m.build_parser(); "
+        "print(sorted(n for n in ('prometheus_client', 'yaml', 'bcrypt', 'pyprobe.export') if n in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_missing_extra_names_the_pip_command() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"  # as if the package were not installed
+        "try:\n    import pyprobe.export\nexcept ImportError as e:\n    print(e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "needs the package 'prometheus_client': pip install pyprobe[export]" in out

@@ -70,9 +70,14 @@ def _pusher(registry: CollectorRegistry, args: argparse.Namespace, headers: dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyprobe.cli.main import EXIT_USAGE
-    from pyprobe.export import ConfigError, Exporter, load_config
-    from pyprobe.export.web import ExporterServer, load_web_config, parse_listen
+    from pyprobe.cli.main import EXIT_FAILURE, EXIT_USAGE
+
+    try:
+        from pyprobe.export import ConfigError, Exporter, load_config
+        from pyprobe.export.web import ExporterServer, load_web_config, parse_listen
+    except ImportError as exc:  # the optional packages of the export extra are missing
+        print(f"pyprobe: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
     names = [n for n in (args.names or "").split(",") if n]
     try:
