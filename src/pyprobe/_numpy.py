@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["numpy_missing"]
+import importlib
+from typing import Any
+
+__all__ = ["require_numpy"]
 
 
-def numpy_missing(what: str) -> ImportError:
-    """The ImportError to raise (``from`` the original) when ``what``, a call that needs numpy, finds none."""
-    return ImportError(f"{what} needs numpy: pip install 'pyprobe[numpy]'")
+def require_numpy(what: str) -> Any:
+    """The numpy module; raises ImportError saying that ``what``, a call that needs numpy, finds none."""
+    try:
+        return importlib.import_module("numpy")
+    except ImportError as exc:
+        raise ImportError(f"{what} needs numpy: pip install 'pyprobe[numpy]'") from exc

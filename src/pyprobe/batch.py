@@ -284,12 +284,11 @@ class Batch(Sequence[E], Generic[E]):
         uint8 array. Raises ImportError without numpy (the ``numpy`` extra),
         ValueError for events of mixed sizes and no event type.
         """
-        try:
-            import numpy as np
-        except ImportError as exc:
-            from pyprobe._numpy import numpy_missing
+        from pyprobe._numpy import require_numpy
 
-            raise numpy_missing("Batch.to_numpy()") from exc
+        require_numpy("Batch.to_numpy()")  # the one message when numpy is missing
+        import numpy as np
+
         n = len(self)
         first = self._offsets[0]
         if self._type is None:

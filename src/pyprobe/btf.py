@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import importlib
 import operator
 import os
 import struct
@@ -823,12 +822,9 @@ def numpy_dtype(ctype: Any) -> Any:
     out: numpy has no bitfields), char arrays to ``S<n>``, other arrays to
     sub-array dtypes. Raises ImportError when numpy is not installed.
     """
-    try:
-        np: Any = importlib.import_module("numpy")
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        from pyprobe._numpy import numpy_missing
+    from pyprobe._numpy import require_numpy
 
-        raise numpy_missing("numpy_dtype()") from exc
+    np = require_numpy("numpy_dtype()")
     ct: Any = ctype
     if _subclass(ct, _BtfComposite):
         layout = ct._btf_layout_

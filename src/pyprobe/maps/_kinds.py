@@ -119,12 +119,10 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
 
     def to_numpy(self) -> tuple[Any, Any]:
         """(keys, values) as numpy arrays with dtypes made from BTF. Raises ImportError without numpy."""
-        try:
-            import numpy as np
-        except ImportError as exc:
-            from pyprobe._numpy import numpy_missing
+        from pyprobe._numpy import require_numpy
 
-            raise numpy_missing("MapItems.to_numpy()") from exc
+        require_numpy("MapItems.to_numpy()")  # the one message when numpy is missing
+        import numpy as np
 
         from pyprobe.btf import numpy_dtype
 
