@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import ClosedError, Resource
@@ -12,6 +12,7 @@ from pyprobe.enums import LinkType
 from pyprobe.errors import BpfError, check_int, check_ptr
 
 if TYPE_CHECKING:
+    from pyprobe.attach._base import ProgramCore
     from pyprobe.program import Program
 
 __all__ = [
@@ -35,10 +36,13 @@ class Link(Resource):
     detached when the object closes; ``pin()`` makes it outlive the process.
     """
 
-    def __init__(self, ptr: Any, program: Program | None, *, description: str = "", also: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", also: tuple[Any, ...] = ()
+    ) -> None:
         self._ptr = ptr
         self._also = also
-        self.program = program
+        self.program = cast("Program | None", program)  # every ProgramCore is a Program's face
+        """The attached program (None for a link opened from a pin)."""
         self.description = description or (f"link of program '{program.name}'" if program else "link")
 
         def release() -> None:
@@ -146,7 +150,7 @@ class UprobeLink(Link):
     def __init__(
         self,
         ptr: Any,
-        program: Program | None,
+        program: ProgramCore | None,
         *,
         description: str = "",
         also: tuple[Any, ...] = (),
@@ -175,7 +179,7 @@ class UprobeMultiLink(Link):
     def __init__(
         self,
         ptr: Any,
-        program: Program | None,
+        program: ProgramCore | None,
         *,
         description: str = "",
         binary: str | None = None,
@@ -200,7 +204,7 @@ class UsdtLink(Link):
     def __init__(
         self,
         ptr: Any,
-        program: Program | None,
+        program: ProgramCore | None,
         *,
         description: str = "",
         binary: str | None = None,
@@ -219,7 +223,7 @@ class TracepointLink(Link):
     """A tracepoint: ``category`` and ``name`` (``syscalls``, ``sys_enter_getpid``)."""
 
     def __init__(
-        self, ptr: Any, program: Program | None, *, description: str = "", category: str | None = None,
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", category: str | None = None,
         name: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(ptr, program, description=description)
@@ -230,7 +234,9 @@ class TracepointLink(Link):
 class RawTracepointLink(Link):
     """A raw tracepoint: ``name`` (``sched_switch``)."""
 
-    def __init__(self, ptr: Any, program: Program | None, *, description: str = "", name: str | None = None) -> None:
+    def __init__(
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", name: str | None = None
+    ) -> None:
         super().__init__(ptr, program, description=description)
         self.name = name
 
@@ -239,7 +245,7 @@ class KprobeLink(Link):
     """A kprobe or kretprobe: ``function``, ``offset``, ``retprobe``."""
 
     def __init__(
-        self, ptr: Any, program: Program | None, *, description: str = "", function: str | None = None,
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", function: str | None = None,
         offset: int | None = None, retprobe: bool | None = None,
     ) -> None:  # fmt: skip
         super().__init__(ptr, program, description=description)
@@ -253,7 +259,7 @@ class TraceLink(Link):
     (the traced function or tracepoint, or the replaced BPF function)."""
 
     def __init__(
-        self, ptr: Any, program: Program | None, *, description: str = "", kind: str | None = None,
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", kind: str | None = None,
         target: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(ptr, program, description=description)
@@ -265,7 +271,7 @@ class PerfEventLink(Link):
     """A program on a perf event: ``perf_fd`` (the caller's fd; the link holds its own duplicate) and ``cpu``."""
 
     def __init__(
-        self, ptr: Any, program: Program | None, *, description: str = "", perf_fd: int | None = None,
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", perf_fd: int | None = None,
         cpu: int | None = None,
     ) -> None:  # fmt: skip
         super().__init__(ptr, program, description=description)
@@ -277,7 +283,7 @@ class XdpLink(Link):
     """An XDP program on a network interface: ``ifindex`` and ``interface`` (its name)."""
 
     def __init__(
-        self, ptr: Any, program: Program | None, *, description: str = "", ifindex: int | None = None,
+        self, ptr: Any, program: ProgramCore | None, *, description: str = "", ifindex: int | None = None,
         interface: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(ptr, program, description=description)
