@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._ffi import libbpf_version
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
+    from pyprobe.attach.socket import NetnsLink, ReuseportLink, SocketFilterLink, SockMapLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
     from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -66,10 +67,14 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         PerfEventArrayMap,
         ProgArrayMap,
         QueueMap,
+        ReuseportSockArrayMap,
         RingBufMap,
+        SockHashMap,
+        SockMap,
         StackMap,
         StackTraceMap,
         UpdateFlags,
+        socket_cookie,
     )
     from pyprobe.object import BpfObject, load, open
     from pyprobe.perfbuf import PerfBuffer
@@ -121,6 +126,14 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "UprobeMultiLink": ("pyprobe.link", "UprobeMultiLink"),
     "UsdtLink": ("pyprobe.link", "UsdtLink"),
     "XdpLink": ("pyprobe.link", "XdpLink"),
+    "NetnsLink": ("pyprobe.attach.socket", "NetnsLink"),
+    "ReuseportLink": ("pyprobe.attach.socket", "ReuseportLink"),
+    "SockMapLink": ("pyprobe.attach.socket", "SockMapLink"),
+    "SocketFilterLink": ("pyprobe.attach.socket", "SocketFilterLink"),
+    "ReuseportSockArrayMap": ("pyprobe.maps", "ReuseportSockArrayMap"),
+    "SockHashMap": ("pyprobe.maps", "SockHashMap"),
+    "SockMap": ("pyprobe.maps", "SockMap"),
+    "socket_cookie": ("pyprobe.maps", "socket_cookie"),
     "ArrayMap": ("pyprobe.maps", "ArrayMap"),
     "ArrayOfMaps": ("pyprobe.maps", "ArrayOfMaps"),
     "BloomFilterMap": ("pyprobe.maps", "BloomFilterMap"),
@@ -250,6 +263,14 @@ __all__ = [
     "UprobeMultiLink",
     "UsdtLink",
     "XdpLink",
+    "NetnsLink",
+    "ReuseportLink",
+    "SockMapLink",
+    "SocketFilterLink",
+    "ReuseportSockArrayMap",
+    "SockHashMap",
+    "SockMap",
+    "socket_cookie",
     "__version__",
     "cmake_dir",
     "features",

@@ -97,6 +97,13 @@ FEATURES: dict[str, Feature] = {
         Feature("lsm", (5, 7), "BPF LSM programs", ("CONFIG_BPF_LSM",)),
         Feature("perf_event", (4, 9), "perf_event programs", ("CONFIG_PERF_EVENTS",)),
         Feature("xdp", (4, 8), "XDP programs", ()),
+        # Socket kinds (pyprobe.attach.socket).
+        Feature("socket_filter", (3, 19), "eBPF socket filters (SO_ATTACH_BPF)", ()),
+        Feature("sk_reuseport", (4, 19), "SO_REUSEPORT selector programs (sk_reuseport)", ("CONFIG_INET",)),
+        Feature("sk_lookup", (5, 9), "sk_lookup programs on a network namespace", ("CONFIG_INET",)),
+        Feature("sk_msg", (4, 17), "sk_msg programs on a sockmap or sockhash", ("CONFIG_NET_SOCK_MSG",)),
+        Feature("sk_skb", (4, 14), "sk_skb programs on a sockmap or sockhash", ("CONFIG_NET_SOCK_MSG",)),
+        Feature("flow_dissector", (5, 7), "flow dissector programs on a network namespace (links)", ()),
     )
 }
 
@@ -234,6 +241,19 @@ def _type_probe(ptype: ProgramType) -> Callable[..., FeatureStatus]:
     return run
 
 
+def _linked_type_probe(ptype: ProgramType) -> Callable[..., FeatureStatus]:
+    """A program type whose links came later than the type: the type, and a kernel with the links."""
+    by_type = _type_probe(ptype)
+
+    def run(feature: Feature) -> FeatureStatus:
+        status = by_type(feature)
+        if status.available and kernel_version()[:2] < feature.since:
+            return _absent(feature)
+        return status
+
+    return run
+
+
 def _probe_freplace(feature: Feature) -> FeatureStatus:
     # freplace runs through the same BPF trampolines as fentry: the fentry probe answers for both.
     base = probe("fentry")
@@ -286,6 +306,13 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "lsm": _probe_lsm,
     "perf_event": _type_probe(ProgramType.PERF_EVENT),
     "xdp": _type_probe(ProgramType.XDP),
+    # Socket kinds (pyprobe.attach.socket).
+    "socket_filter": _type_probe(ProgramType.SOCKET_FILTER),
+    "sk_reuseport": _type_probe(ProgramType.SK_REUSEPORT),
+    "sk_lookup": _type_probe(ProgramType.SK_LOOKUP),
+    "sk_msg": _type_probe(ProgramType.SK_MSG),
+    "sk_skb": _type_probe(ProgramType.SK_SKB),
+    "flow_dissector": _linked_type_probe(ProgramType.FLOW_DISSECTOR),
 }
 
 

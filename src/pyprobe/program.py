@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach.network import NetworkAttach
+from pyprobe.attach.socket import SocketAttach
 from pyprobe.attach.tracing import TracingAttach
 from pyprobe.errors import AttachError, BpfError, check_int, check_ptr
 from pyprobe.link import Link
@@ -34,7 +35,7 @@ class TestRunResult(NamedTuple):
 TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
-class Program(TracingAttach, NetworkAttach):
+class Program(TracingAttach, NetworkAttach, SocketAttach):
     """One program of a :class:`~pyprobe.BpfObject`; it keeps its object alive.
 
     Its ``attach_*`` methods come from one mixin per attach family

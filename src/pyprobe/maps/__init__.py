@@ -27,6 +27,7 @@ from pyprobe.maps._kinds import (
     StackMap,
     StackTraceMap,
 )
+from pyprobe.maps._socket import ReuseportSockArrayMap, SockHashMap, SockMap, socket_cookie
 
 __all__ = [
     "ArrayMap",
@@ -45,8 +46,12 @@ __all__ = [
     "PerfEventArrayMap",
     "ProgArrayMap",
     "QueueMap",
+    "ReuseportSockArrayMap",
     "RingBufMap",
+    "SockHashMap",
+    "SockMap",
     "StackMap",
     "StackTraceMap",
     "UpdateFlags",
+    "socket_cookie",
 ]
