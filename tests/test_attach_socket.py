@@ -262,6 +262,40 @@ def drain_wait(s: socket.socket) -> list[bytes]:
     return out
 
 
+def test_reuseport_program_steers_connections_to_the_chosen_listener(sockobj: pyprobe.BpfObject) -> None:
+    need("sk_reuseport")
+    group = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(2)]
+    try:
+        for s in group:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.settimeout(2)
+        group[0].bind(("127.0.0.1", 0))
+        addr = group[0].getsockname()
+        group[1].bind(addr)
+        for s in group:
+            s.listen(8)
+        socks = sockobj.maps.typed("reuseport_socks", pyprobe.ReuseportSockArrayMap)
+        for i, s in enumerate(group):
+            socks[i] = s
+        sockobj.bss.reuseport_target = 1
+        with sockobj.programs["pick_socket"].attach_reuseport(group[1].fileno()):
+            clients = [socket.create_connection(addr, timeout=2) for _ in range(6)]
+            try:
+                accepted = [group[1].accept()[0] for _ in clients]
+                for conn in accepted:
+                    conn.close()
+                group[0].setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    group[0].accept()  # every connection went to listener 1
+            finally:
+                for c in clients:
+                    c.close()
+        assert sockobj.bss.reuseport_seen == 6
+    finally:
+        for s in group:
+            s.close()
+
+
 def test_reuseport_needs_so_reuseport(sockobj: pyprobe.BpfObject) -> None:
     need("sk_reuseport")
     with udp_socket() as s:
@@ -306,6 +340,25 @@ def test_sk_lookup_hands_a_connection_to_a_chosen_socket(sockobj: pyprobe.BpfObj
         link.close()
         with in_netns(netns), pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_flow_dissector_on_a_netns_fd_and_object_attach_skips_the_socket_kinds(
+    sockobj: pyprobe.BpfObject, netns: str
+) -> None:
+    need("flow_dissector")
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        link = sockobj.programs["dissect"].attach_netns(fd)
+        assert link.netns == f"fd {fd}" and link.id > 0
+    finally:
+        os.close(fd)  # the link keeps the namespace, not the caller's fd
+    with pytest.raises(pyprobe.AttachError, match="already has a program of this kind") as busy:
+        sockobj.programs["dissect"].attach_netns(f"/run/netns/{netns}")
+    assert busy.value.errno == errno.E2BIG
+    link.close()
+    assert sockobj.attach() == []  # no socket section names a target
+    with pytest.raises(pyprobe.AttachError, match="names no target"):
+        sockobj.programs["steer"].attach()
 
 
 def test_attach_netns_errors(sockobj: pyprobe.BpfObject) -> None:
@@ -357,6 +410,7 @@ def test_sk_skb_redirects_what_one_socket_receives_to_another(
     socks = sockobj.maps["skb_socks"]
     assert isinstance(socks, pyprobe.SockMap)
     (c1, s1), (c2, s2) = tcp_pair(listener), tcp_pair(listener)
+    before = open_fds()
     with c1, s1, c2, s2:
         parser = sockobj.programs["skb_parser"].attach_sockmap(socks)
         verdict = sockobj.programs["skb_verdict"].attach_sockmap(socks.fd)
@@ -370,6 +424,7 @@ def test_sk_skb_redirects_what_one_socket_receives_to_another(
         assert sockobj.bss.skb_seen >= 1
         verdict.close()
         parser.close()
+        assert open_fds() == before  # the links' own references to the map and programs are gone
 
 
 def test_attach_sockmap_errors(sockobj: pyprobe.BpfObject) -> None:
@@ -439,7 +494,7 @@ def test_flow_dissector_runs_on_real_packets_of_its_namespace(sockobj: pyprobe.B
     need("flow_dissector")
     # With RPS on, the kernel hashes each received packet to choose a CPU: through the namespace's
     # flow dissector.
-    rps = "echo 3 > /sys/class/net/lo/queues/rx-0/rps_cpus"
+    rps = "echo 1 > /sys/class/net/lo/queues/rx-0/rps_cpus"  # CPU 0: online on every machine
     subprocess.run(["ip", "netns", "exec", netns, "sh", "-c", rps], check=True)
     link = sockobj.programs["dissect"].attach_netns(f"/run/netns/{netns}")
     assert link.type == pyprobe.LinkType.NETNS

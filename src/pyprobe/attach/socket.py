@@ -11,6 +11,7 @@ network namespace (:class:`NetnsLink`).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 from collections.abc import Callable
@@ -177,8 +178,6 @@ def _detach_from_map(prog_fd: int, map_fd: int, attach_type: int) -> Callable[[]
 
 def _check_netns(fd: int, shown: str, context: str) -> None:
     """Raises AttachError unless ``fd`` is an open network namespace (ioctl NS_GET_NSTYPE, Linux 4.11)."""
-    import fcntl
-
     try:
         kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError as exc:
@@ -362,7 +361,13 @@ class SocketAttach(ProgramCore):
             raise TypeError(f"{context}: netns must be a path, a name or an fd, not {type(netns).__name__}")
         try:
             _check_netns(fd, shown, context)
-            ptr = check_ptr(self._call(lib.bpf_program__attach_netns, fd), context, AttachError)
+            ptr = self._call(lib.bpf_program__attach_netns, fd)
+            if ptr == ffi.NULL and ffi.errno == errno.E2BIG:
+                raise AttachError(
+                    errno.E2BIG, f"{shown} already has a program of this kind", context=context,
+                    hint="a namespace takes one flow dissector (and at most 64 sk_lookup programs)",
+                )  # fmt: skip
+            ptr = check_ptr(ptr, context, AttachError)
         finally:
             if opened:
                 os.close(fd)
