@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._ffi import libbpf_version
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
+    from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
     from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -53,8 +54,11 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         ArrayMap,
         ArrayOfMaps,
         BloomFilterMap,
+        CgroupLocalStorageMap,
+        CgroupStorageMap,
         HashMap,
         HashOfMaps,
+        InodeStorageMap,
         KeyExistsError,
         KeyValueMap,
         LruHashMap,
@@ -69,6 +73,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         RingBufMap,
         StackMap,
         StackTraceMap,
+        TaskStorageMap,
         UpdateFlags,
     )
     from pyprobe.object import BpfObject, load, open
@@ -121,6 +126,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "UprobeMultiLink": ("pyprobe.link", "UprobeMultiLink"),
     "UsdtLink": ("pyprobe.link", "UsdtLink"),
     "XdpLink": ("pyprobe.link", "XdpLink"),
+    "CgroupAttachFlags": ("pyprobe.attach.cgroup", "CgroupAttachFlags"),
+    "CgroupLink": ("pyprobe.attach.cgroup", "CgroupLink"),
+    "CgroupLocalStorageMap": ("pyprobe.maps", "CgroupLocalStorageMap"),
+    "CgroupStorageMap": ("pyprobe.maps", "CgroupStorageMap"),
+    "InodeStorageMap": ("pyprobe.maps", "InodeStorageMap"),
+    "TaskStorageMap": ("pyprobe.maps", "TaskStorageMap"),
     "ArrayMap": ("pyprobe.maps", "ArrayMap"),
     "ArrayOfMaps": ("pyprobe.maps", "ArrayOfMaps"),
     "BloomFilterMap": ("pyprobe.maps", "BloomFilterMap"),
@@ -250,6 +261,12 @@ __all__ = [
     "UprobeMultiLink",
     "UsdtLink",
     "XdpLink",
+    "CgroupAttachFlags",
+    "CgroupLink",
+    "CgroupLocalStorageMap",
+    "CgroupStorageMap",
+    "InodeStorageMap",
+    "TaskStorageMap",
     "__version__",
     "cmake_dir",
     "features",
