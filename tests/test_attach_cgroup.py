@@ -531,11 +531,11 @@ def test_errors_name_the_cgroup_and_the_program(cg_obj: pyprobe.BpfObject, cgrou
         prog.attach_cgroup(cgroup2_root, replace=prog)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown flags"):
         prog.attach_cgroup(cgroup2_root, flags=0x100)
-    with pyprobe.open(test_object("cgroup_storage")) as other:
-        other.programs["cgroup_storage_writer"].autoload = False
+    with pyprobe.open(test_object("cgroup_task_storage")) as other:
+        other.programs["inode_storage_writer"].autoload = False
         other.load()
-        with pytest.raises(pyprobe.AttachError, match=r"'cgroup_storage_writer' is a tracing program.*attach_cgroup"):
-            other.programs["cgroup_storage_writer"].attach_cgroup(cgroup2_root)
+        with pytest.raises(pyprobe.AttachError, match=r"'task_storage_writer' is a tracing program.*attach_cgroup"):
+            other.programs["task_storage_writer"].attach_cgroup(cgroup2_root)
     # the section names no cgroup: attach() says which method to call
     with pytest.raises(pyprobe.AttachError, match=r"names no cgroup.*attach_cgroup\('/sys/fs/cgroup/NAME'\)"):
         prog.attach()
