@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import pyprobe
-from conftest import test_object
+from conftest import open_fds, test_object
 from pyprobe import features
 from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink, cgroup2_mount, query_cgroup
 from pyprobe.enums import AttachType
@@ -702,3 +702,34 @@ def test_storage_maps_reject_bad_owners(tmp_path: Path) -> None:
             iter(inodes)
         with pytest.raises(ValueError, match="must be"):
             tasks.update(os.getpid(), tasks.value_type(), flags=struct.calcsize("Q") << 10)
+
+
+def test_attach_detach_and_storage_calls_leak_no_fd(cgroup: str, tmp_path: Path) -> None:
+    need("cgroup_link")
+    need("task_storage")
+    with pyprobe.load(test_object("cgroup")) as obj:
+        prog = obj.programs["sock_create"]
+        prog.attach_cgroup(cgroup).detach()  # warm up (lazy imports, feature probes)
+        before = open_fds()
+        for _ in range(20):
+            prog.attach_cgroup(cgroup).detach()
+            prog.attach_cgroup(cgroup, flags=CgroupAttachFlags.ALLOW_MULTI).detach()
+            with pytest.raises(pyprobe.AttachError):
+                prog.attach_cgroup(cgroup + "-absent")
+            query_cgroup(cgroup, AttachType.CGROUP_INET_SOCK_CREATE)
+        assert open_fds() == before
+    with pyprobe.open(test_object("cgroup_task_storage")) as spec:
+        spec.programs["inode_storage_writer"].autoload = False
+        obj = spec.load()
+        tasks, inodes = obj.maps["task_values"], obj.maps["inode_values"]
+        (tmp_path / "f").write_text("")
+        tasks.lookup(os.getpid())
+        before = open_fds()
+        for i in range(20):
+            tasks[os.getpid()] = tasks.value_type(stamp=i)
+            inodes[tmp_path / "f"] = inodes.value_type(opens=i)
+            assert tasks[os.getpid()].stamp == inodes[tmp_path / "f"].opens == i
+            with pytest.raises(pyprobe.KeyNotFoundError):
+                tasks[1 << 30]
+        del tasks[os.getpid()]
+        assert open_fds() == before

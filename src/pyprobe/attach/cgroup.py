@@ -18,7 +18,7 @@ from pyprobe import features
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, ProgramType
-from pyprobe.errors import AttachError, BpfError, check_int, check_ptr
+from pyprobe.errors import AttachError, BpfError, UnsupportedError, check_int, check_ptr, error_from_errno
 from pyprobe.link import Link
 
 if TYPE_CHECKING:
@@ -269,8 +269,9 @@ class CgroupLink(Link):
         """Replaces the linked program by ``program`` (of the same type and attach type) atomically.
 
         Only for a bpf_link (Linux 5.7); for a classic attachment attach the new
-        program with ``flags=REPLACE | ALLOW_MULTI, replace=old``. Raises
-        :class:`AttachError`.
+        program with ``flags=REPLACE | ALLOW_MULTI, replace=old``. The link stays
+        owned by the object it was made through (closing that object detaches it).
+        Raises :class:`AttachError`.
         """
         context = f"update {self.description} to program '{program.name}'"
         if self.mechanism != "bpf_link":
@@ -349,8 +350,12 @@ class CgroupAttach(ProgramCore):
         feature = CGROUP_PROGRAM_FEATURES[self.type]
         if err in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, 524):  # 524: the kernel's ENOTSUPP
             features.require(feature, context)
-            if how == "bpf_link":
-                features.require("cgroup_link", context)
+            link_status = features.probe("cgroup_link")
+            if how == "bpf_link" and not link_status.available:
+                return UnsupportedError(
+                    errno.EOPNOTSUPP, f"this kernel makes no bpf_links to cgroups (Linux 5.7+): {link_status.reason}",
+                    context=context, hint="attach with flags=CgroupAttachFlags.ALLOW_MULTI (classic bpf_prog_attach)",
+                )  # fmt: skip
         if err == errno.EPERM:
             return AttachError(
                 err, "the hook already has a program that does not allow overriding or multiple programs "
@@ -360,8 +365,6 @@ class CgroupAttach(ProgramCore):
             )  # fmt: skip
         if err == errno.EEXIST:
             return AttachError(err, "this program is already attached to this cgroup hook", context=context)
-        from pyprobe.errors import error_from_errno
-
         return error_from_errno(err, context, AttachError)
 
     def _attach_cgroup_link(self, fd: int, path: str, atype: AttachType, context: str) -> CgroupLink:
