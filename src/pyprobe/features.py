@@ -297,7 +297,7 @@ def _probe_cgroup_link(feature: Feature) -> FeatureStatus:
     return _absent(feature, "BPF_LINK_CREATE does not know cgroups", -ret if ret < 0 else 0)
 
 
-def _map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
+def _storage_map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
     def run(feature: Feature) -> FeatureStatus:
         ret = int(lib.libbpf_probe_bpf_map_type(int(mtype), _NULL))
         if ret == 1:
@@ -331,10 +331,10 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "cgroup_sysctl": _load_probe(ProgramType.CGROUP_SYSCTL, AttachType.CGROUP_SYSCTL, None, False),
     "cgroup_sockopt": _load_probe(ProgramType.CGROUP_SOCKOPT, AttachType.CGROUP_GETSOCKOPT, None, False),
     "cgroup_link": _probe_cgroup_link,
-    "cgroup_storage": _map_probe(MapType.CGROUP_STORAGE),
-    "cgrp_storage": _map_probe(MapType.CGRP_STORAGE),
-    "task_storage": _map_probe(MapType.TASK_STORAGE),
-    "inode_storage": _map_probe(MapType.INODE_STORAGE),
+    "cgroup_storage": _storage_map_probe(MapType.CGROUP_STORAGE),
+    "cgrp_storage": _storage_map_probe(MapType.CGRP_STORAGE),
+    "task_storage": _storage_map_probe(MapType.TASK_STORAGE),
+    "inode_storage": _storage_map_probe(MapType.INODE_STORAGE),
 }
 
 
