@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._ffi import libbpf_version
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
+    from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink
     from pyprobe.attach.socket import NetnsLink, ReuseportLink, SocketFilterLink, SockMapLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
@@ -54,8 +55,11 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         ArrayMap,
         ArrayOfMaps,
         BloomFilterMap,
+        CgroupLocalStorageMap,
+        CgroupStorageMap,
         HashMap,
         HashOfMaps,
+        InodeStorageMap,
         KeyExistsError,
         KeyValueMap,
         LruHashMap,
@@ -73,6 +77,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         SockMap,
         StackMap,
         StackTraceMap,
+        TaskStorageMap,
         UpdateFlags,
         socket_cookie,
     )
@@ -134,6 +139,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SockHashMap": ("pyprobe.maps", "SockHashMap"),
     "SockMap": ("pyprobe.maps", "SockMap"),
     "socket_cookie": ("pyprobe.maps", "socket_cookie"),
+    "CgroupAttachFlags": ("pyprobe.attach.cgroup", "CgroupAttachFlags"),
+    "CgroupLink": ("pyprobe.attach.cgroup", "CgroupLink"),
+    "CgroupLocalStorageMap": ("pyprobe.maps", "CgroupLocalStorageMap"),
+    "CgroupStorageMap": ("pyprobe.maps", "CgroupStorageMap"),
+    "InodeStorageMap": ("pyprobe.maps", "InodeStorageMap"),
+    "TaskStorageMap": ("pyprobe.maps", "TaskStorageMap"),
     "ArrayMap": ("pyprobe.maps", "ArrayMap"),
     "ArrayOfMaps": ("pyprobe.maps", "ArrayOfMaps"),
     "BloomFilterMap": ("pyprobe.maps", "BloomFilterMap"),
@@ -271,6 +282,12 @@ __all__ = [
     "SockHashMap",
     "SockMap",
     "socket_cookie",
+    "CgroupAttachFlags",
+    "CgroupLink",
+    "CgroupLocalStorageMap",
+    "CgroupStorageMap",
+    "InodeStorageMap",
+    "TaskStorageMap",
     "__version__",
     "cmake_dir",
     "features",

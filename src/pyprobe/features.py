@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 from pyprobe._ffi import ffi, lib
-from pyprobe.enums import AttachType, ProgramType
+from pyprobe.enums import AttachType, MapType, ProgramType
 from pyprobe.errors import UnsupportedError, _has_bpf_caps, _lockdown
 
 __all__ = [
@@ -104,6 +104,25 @@ FEATURES: dict[str, Feature] = {
         Feature("sk_msg", (4, 17), "sk_msg programs on a sockmap or sockhash", ("CONFIG_NET_SOCK_MSG",)),
         Feature("sk_skb", (4, 14), "sk_skb programs on a sockmap or sockhash", ("CONFIG_NET_SOCK_MSG",)),
         Feature("flow_dissector", (5, 7), "flow dissector programs on a network namespace (links)", ()),
+        # cgroup kinds (pyprobe.attach.cgroup) and their storage maps
+        Feature("cgroup_skb", (4, 10), "cgroup_skb programs (cgroup ingress/egress packets)", ("CONFIG_CGROUP_BPF",)),
+        Feature("cgroup_sock", (4, 10), "cgroup sock programs (cgroup/sock_create...)", ("CONFIG_CGROUP_BPF",)),
+        Feature(
+            "cgroup_sock_addr", (4, 17), "cgroup sock_addr programs (cgroup/bind4, connect4...)", ("CONFIG_CGROUP_BPF",)
+        ),
+        Feature("sockops", (4, 13), "sockops programs (TCP socket events of a cgroup)", ("CONFIG_CGROUP_BPF",)),
+        Feature("cgroup_device", (4, 15), "cgroup device programs (cgroup/dev)", ("CONFIG_CGROUP_BPF",)),
+        Feature("cgroup_sysctl", (5, 2), "cgroup sysctl programs (cgroup/sysctl)", ("CONFIG_CGROUP_BPF",)),
+        Feature(
+            "cgroup_sockopt", (5, 3), "cgroup sockopt programs (cgroup/getsockopt, setsockopt)", ("CONFIG_CGROUP_BPF",)
+        ),
+        Feature("cgroup_link", (5, 7), "bpf_links to cgroups", ("CONFIG_CGROUP_BPF",)),
+        Feature(
+            "cgroup_storage", (4, 19), "cgroup local storage maps (BPF_MAP_TYPE_CGROUP_STORAGE)", ("CONFIG_CGROUP_BPF",)
+        ),
+        Feature("cgrp_storage", (6, 2), "cgroup storage maps (BPF_MAP_TYPE_CGRP_STORAGE)", ("CONFIG_CGROUPS",)),
+        Feature("task_storage", (5, 11), "task storage maps (BPF_MAP_TYPE_TASK_STORAGE)", ()),
+        Feature("inode_storage", (5, 10), "inode storage maps (BPF_MAP_TYPE_INODE_STORAGE)", ("CONFIG_BPF_LSM",)),
     )
 }
 
@@ -291,6 +310,23 @@ def _probe_lsm(feature: Feature) -> FeatureStatus:
     return status
 
 
+def _probe_cgroup_link(feature: Feature) -> FeatureStatus:
+    ret = int(lib.pyprobe_probe_cgroup_link())
+    if ret == 1:
+        return FeatureStatus(feature, True)
+    return _absent(feature, "BPF_LINK_CREATE does not know cgroups", -ret if ret < 0 else 0)
+
+
+def _storage_map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
+    def run(feature: Feature) -> FeatureStatus:
+        ret = int(lib.libbpf_probe_bpf_map_type(int(mtype), _NULL))
+        if ret == 1:
+            return FeatureStatus(feature, True)
+        return _absent(feature, f"the kernel does not know {mtype.name} maps", -ret if ret < 0 else 0)
+
+    return run
+
+
 _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "kprobe": _pmu_probe("kprobe"),
     "uprobe": _pmu_probe("uprobe"),
@@ -313,6 +349,19 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "sk_msg": _type_probe(ProgramType.SK_MSG),
     "sk_skb": _type_probe(ProgramType.SK_SKB),
     "flow_dissector": _linked_type_probe(ProgramType.FLOW_DISSECTOR),
+    # cgroup kinds: a two-instruction program of the type loads (with the attach type the kernel checks)
+    "cgroup_skb": _load_probe(ProgramType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS, None, False),
+    "cgroup_sock": _load_probe(ProgramType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_CREATE, None, False),
+    "cgroup_sock_addr": _load_probe(ProgramType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_CONNECT, None, False),
+    "sockops": _load_probe(ProgramType.SOCK_OPS, AttachType.CGROUP_SOCK_OPS, None, False),
+    "cgroup_device": _load_probe(ProgramType.CGROUP_DEVICE, AttachType.CGROUP_DEVICE, None, False),
+    "cgroup_sysctl": _load_probe(ProgramType.CGROUP_SYSCTL, AttachType.CGROUP_SYSCTL, None, False),
+    "cgroup_sockopt": _load_probe(ProgramType.CGROUP_SOCKOPT, AttachType.CGROUP_GETSOCKOPT, None, False),
+    "cgroup_link": _probe_cgroup_link,
+    "cgroup_storage": _storage_map_probe(MapType.CGROUP_STORAGE),
+    "cgrp_storage": _storage_map_probe(MapType.CGRP_STORAGE),
+    "task_storage": _storage_map_probe(MapType.TASK_STORAGE),
+    "inode_storage": _storage_map_probe(MapType.INODE_STORAGE),
 }
 
 

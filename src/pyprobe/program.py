@@ -11,6 +11,7 @@ import re
 from typing import Any, NamedTuple, TypeVar
 
 from pyprobe._ffi import ffi, lib
+from pyprobe.attach.cgroup import CgroupAttach
 from pyprobe.attach.network import NetworkAttach
 from pyprobe.attach.socket import SocketAttach
 from pyprobe.attach.tracing import TracingAttach
@@ -35,7 +36,7 @@ class TestRunResult(NamedTuple):
 TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
-class Program(TracingAttach, NetworkAttach, SocketAttach):
+class Program(TracingAttach, NetworkAttach, SocketAttach, CgroupAttach):
     """One program of a :class:`~pyprobe.BpfObject`; it keeps its object alive.
 
     Its ``attach_*`` methods come from one mixin per attach family
@@ -95,6 +96,7 @@ class Program(TracingAttach, NetworkAttach, SocketAttach):
         """
         link = self._auto_attach()
         if link is None:
+            self._no_cgroup_in_section()
             raise AttachError(
                 errno.EOPNOTSUPP, "the section names no target to attach to", context=self._attach_context(),
                 hint="use the attach_* method for this program type with an explicit target",
@@ -144,6 +146,8 @@ class Program(TracingAttach, NetworkAttach, SocketAttach):
             return self.attach_kprobe(func, retprobe=base == "kretprobe", offset=int(off, 0) if off else 0)
         if base in ("tp_btf", "fentry", "fexit", "fmod_ret", "lsm") and target:
             return self.attach_trace()
+        if self._is_cgroup_program():
+            return None  # a cgroup section names no cgroup: obj.attach() skips it, attach() says what to call
         ptr = self._call(lib.bpf_program__attach)
         if ptr == ffi.NULL and ffi.errno == errno.EOPNOTSUPP:
             return None

@@ -8,6 +8,14 @@ standalone maps. Keys and values convert through the map's BTF types.
 from __future__ import annotations
 
 from pyprobe.maps._base import KeyExistsError, Map, UpdateFlags
+from pyprobe.maps._cgroup import (
+    CgroupId,
+    CgroupLocalStorageMap,
+    CgroupStorageKey,
+    CgroupStorageMap,
+    InodeStorageMap,
+    TaskStorageMap,
+)
 from pyprobe.maps._kinds import (
     ArrayMap,
     ArrayOfMaps,
@@ -33,8 +41,13 @@ __all__ = [
     "ArrayMap",
     "ArrayOfMaps",
     "BloomFilterMap",
+    "CgroupId",
+    "CgroupLocalStorageMap",
+    "CgroupStorageKey",
+    "CgroupStorageMap",
     "HashMap",
     "HashOfMaps",
+    "InodeStorageMap",
     "KeyExistsError",
     "KeyValueMap",
     "LruHashMap",
@@ -52,6 +65,7 @@ __all__ = [
     "SockMap",
     "StackMap",
     "StackTraceMap",
+    "TaskStorageMap",
     "UpdateFlags",
     "socket_cookie",
 ]
