@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._ffi import libbpf_version
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
+    from pyprobe.attach.iterators import IterLink
+    from pyprobe.attach.sections import SectionHandler, register_section_handler
+    from pyprobe.attach.struct_ops import StructOpsLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
     from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -50,6 +53,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         XdpLink,
     )
     from pyprobe.maps import (
+        ArenaMap,
         ArrayMap,
         ArrayOfMaps,
         BloomFilterMap,
@@ -69,7 +73,9 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         RingBufMap,
         StackMap,
         StackTraceMap,
+        StructOpsMap,
         UpdateFlags,
+        UserRingBufMap,
     )
     from pyprobe.object import BpfObject, load, open
     from pyprobe.perfbuf import PerfBuffer
@@ -77,6 +83,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe.ringbuf import RingBuffer
     from pyprobe.skeleton import Skeleton
     from pyprobe.tracefs import TraceLine, trace_pipe
+    from pyprobe.user_ringbuf import UserRingBuffer, UserRingBufSample
 
 __version__ = "0.1.0"
 
@@ -111,6 +118,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SymbolNotFoundError": ("pyprobe.errors", "SymbolNotFoundError"),
     "UnsupportedError": ("pyprobe.errors", "UnsupportedError"),
     "GlobalVariables": ("pyprobe.globals", "GlobalVariables"),
+    "IterLink": ("pyprobe.attach.iterators", "IterLink"),
+    "SectionHandler": ("pyprobe.attach.sections", "SectionHandler"),
+    "register_section_handler": ("pyprobe.attach.sections", "register_section_handler"),
+    "StructOpsLink": ("pyprobe.attach.struct_ops", "StructOpsLink"),
+    "ArenaMap": ("pyprobe.maps", "ArenaMap"),
+    "StructOpsMap": ("pyprobe.maps", "StructOpsMap"),
+    "UserRingBufMap": ("pyprobe.maps", "UserRingBufMap"),
+    "UserRingBuffer": ("pyprobe.user_ringbuf", "UserRingBuffer"),
+    "UserRingBufSample": ("pyprobe.user_ringbuf", "UserRingBufSample"),
     "KprobeLink": ("pyprobe.link", "KprobeLink"),
     "Link": ("pyprobe.link", "Link"),
     "PerfEventLink": ("pyprobe.link", "PerfEventLink"),
@@ -205,6 +221,15 @@ __all__ = [
     "BtfError",
     "ClosedError",
     "GlobalVariables",
+    "IterLink",
+    "SectionHandler",
+    "register_section_handler",
+    "StructOpsLink",
+    "ArenaMap",
+    "StructOpsMap",
+    "UserRingBufMap",
+    "UserRingBuffer",
+    "UserRingBufSample",
     "HashMap",
     "HashOfMaps",
     "KeyExistsError",

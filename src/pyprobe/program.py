@@ -11,6 +11,7 @@ import re
 from typing import Any, NamedTuple, TypeVar
 
 from pyprobe._ffi import ffi, lib
+from pyprobe.attach.iterators import IterAttach
 from pyprobe.attach.network import NetworkAttach
 from pyprobe.attach.tracing import TracingAttach
 from pyprobe.errors import AttachError, BpfError, check_int, check_ptr
@@ -34,7 +35,7 @@ class TestRunResult(NamedTuple):
 TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
-class Program(TracingAttach, NetworkAttach):
+class Program(TracingAttach, NetworkAttach, IterAttach):
     """One program of a :class:`~pyprobe.BpfObject`; it keeps its object alive.
 
     Its ``attach_*`` methods come from one mixin per attach family
@@ -143,6 +144,8 @@ class Program(TracingAttach, NetworkAttach):
             return self.attach_kprobe(func, retprobe=base == "kretprobe", offset=int(off, 0) if off else 0)
         if base in ("tp_btf", "fentry", "fexit", "fmod_ret", "lsm") and target:
             return self.attach_trace()
+        if (link := self._auto_attach_iter(base, target)) is not None or base == "iter":
+            return link
         ptr = self._call(lib.bpf_program__attach)
         if ptr == ffi.NULL and ffi.errno == errno.EOPNOTSUPP:
             return None

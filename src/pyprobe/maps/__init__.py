@@ -8,6 +8,7 @@ standalone maps. Keys and values convert through the map's BTF types.
 from __future__ import annotations
 
 from pyprobe.maps._base import KeyExistsError, Map, UpdateFlags
+from pyprobe.maps._iter import ArenaMap, StructOpsMap, UserRingBufMap
 from pyprobe.maps._kinds import (
     ArrayMap,
     ArrayOfMaps,
@@ -29,6 +30,9 @@ from pyprobe.maps._kinds import (
 )
 
 __all__ = [
+    "ArenaMap",
+    "StructOpsMap",
+    "UserRingBufMap",
     "ArrayMap",
     "ArrayOfMaps",
     "BloomFilterMap",
