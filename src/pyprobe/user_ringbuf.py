@@ -126,18 +126,24 @@ class UserRingBuffer(Resource, Generic[E]):
         TypeError / ValueError for a record of the wrong type or size, E2BIG
         (:class:`MapError`) for one larger than the ring.
         """
-        context = f"write to user ring buffer '{self.map_name}'"
-        data = self._bytes_of(record, context)
-        wait = _timeout_ms(timeout, context)
+        size = self.record_size
+        if type(record) is bytes and record and (len(record) == size or (size is None and len(record) <= _MAX_RECORD)):
+            data = record  # the common case, checked without a call
+        else:
+            data = self._bytes_of(record, f"write to user ring buffer '{self.map_name}'")
+        wait = 0 if timeout == 0 and type(timeout) is int else _timeout_ms(timeout, "write")
         with self._lock, self._guard:
-            ret = int(lib.pyprobe_user_ring_write_one(self._ptr, data, len(data), wait))
+            ret = lib.pyprobe_user_ring_write_one(self._ptr, data, len(data), wait)
         if ret < 0:
-            raise self._error(-ret, context)
+            raise self._error(-ret, f"write to user ring buffer '{self.map_name}'")
 
     def write_batch(
-        self, records: bytes | bytearray | memoryview | Sequence[Any], *, record_size: int | None = None,
+        self,
+        records: bytes | bytearray | memoryview | ctypes.Array[Any] | Sequence[Any],
+        *,
+        record_size: int | None = None,
         timeout: float | None = 0,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """Writes many records in one C call; returns how many were written.
 
         ``records`` is a buffer of records back to back (``record_size``
