@@ -385,3 +385,27 @@ def test_section_handler_bad_arguments() -> None:
     assert handler.match("pyprobe_exact") == "" and handler.match("pyprobe_exact/x") is None
     handler.close()
     assert "closed" in repr(handler)
+
+
+# --- arena -------------------------------------------------------------------------------------
+
+
+def test_arena_is_mapped_at_load_and_reached_by_offset() -> None:
+    need("arena")
+    with pyprobe.load(test_object("iter_arena")) as obj:
+        arena = obj.maps["arena"]
+        assert isinstance(arena, pyprobe.ArenaMap)
+        assert arena.size == 4 * os.sysconf("SC_PAGE_SIZE")
+        assert arena.read(0, 16) == bytes(16)  # a page is allocated, zeroed, on first touch
+        arena.write(arena.size - 5, b"arena")
+        assert arena.read(arena.size - 8, 8) == b"\0\0\0arena"
+        with pytest.raises(ValueError, match="outside the arena"):
+            arena.read(arena.size - 4, 8)
+        with pytest.raises(ValueError, match="outside the arena"):
+            arena.write(-1, b"x")
+        with pyprobe.Map.from_id(arena.id) as by_id:
+            assert isinstance(by_id, pyprobe.ArenaMap) and by_id.size == arena.size
+            with pytest.raises(pyprobe.MapError, match="only the object that declares an arena maps it"):
+                by_id.read(0, 1)
+    with pytest.raises(pyprobe.ClosedError):
+        arena.read(0, 1)

@@ -96,10 +96,15 @@ class ArenaMap(Map):
             or not isinstance(size, int)
         ):
             raise TypeError(f"{doing}: offset and size are ints")
+        if self._object is None:
+            raise MapError(
+                errno.EOPNOTSUPP, "only the object that declares an arena maps it into this process", context=doing,
+                hint="use obj.maps[NAME] of the loaded object",
+            )  # fmt: skip
         base = self._call(lib.bpf_map__initial_value, ffi.new("size_t *"))
         if base == ffi.NULL:
             raise MapError(errno.ENODEV, "the arena is not mapped (load the object first)", context=doing)
-        total = int(lib.bpf_map__max_entries(self._ptr)) * _page_size()
+        total = self.size
         if offset < 0 or size < 0 or offset + size > total:
             raise ValueError(f"{doing}: {size} bytes at offset {offset} are outside the arena's {total} bytes")
         return ffi.cast("char *", base) + offset
@@ -107,7 +112,7 @@ class ArenaMap(Map):
     @property
     def size(self) -> int:
         """The arena's size in bytes (``max_entries`` pages)."""
-        return int(self._call(lib.bpf_map__max_entries)) * _page_size()
+        return self.max_entries * _page_size()
 
     def read(self, offset: int, size: int) -> bytes:
         """``size`` bytes of the arena at ``offset`` (a copy)."""
