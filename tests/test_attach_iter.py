@@ -182,6 +182,19 @@ def test_each_read_owns_and_closes_its_iterator_fd(iters: pyprobe.BpfObject) -> 
         link.read()
 
 
+def test_pinned_iterator_link_reads_after_its_object_closed(iters: pyprobe.BpfObject) -> None:
+    path = f"/sys/fs/bpf/pyprobe_iter_{os.getpid()}"
+    link = iters.programs["task_lines"].attach_iter()
+    link.pin(path)
+    try:
+        iters.close()
+        with pyprobe.IterLink.from_pinned(path) as pinned:
+            assert isinstance(pinned, pyprobe.IterLink) and pinned.kind is None
+            assert f"{os.getpid()} {my_comm()}" in set(pinned.lines())
+    finally:
+        os.unlink(path)
+
+
 def test_iterator_bad_arguments(iters: pyprobe.BpfObject) -> None:
     with pyprobe.load(test_object("iter_user_ringbuf")) as other, pytest.raises(pyprobe.AttachError, match="needs"):
         other.programs["drain"].attach_iter()
