@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
     from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink
+    from pyprobe.attach.iterators import IterLink
+    from pyprobe.attach.sections import SectionHandler, register_section_handler
     from pyprobe.attach.socket import NetnsLink, ReuseportLink, SocketFilterLink, SockMapLink
+    from pyprobe.attach.struct_ops import StructOpsLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
     from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -52,6 +55,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         XdpLink,
     )
     from pyprobe.maps import (
+        ArenaMap,
         ArrayMap,
         ArrayOfMaps,
         BloomFilterMap,
@@ -77,8 +81,10 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         SockMap,
         StackMap,
         StackTraceMap,
+        StructOpsMap,
         TaskStorageMap,
         UpdateFlags,
+        UserRingBufMap,
         socket_cookie,
     )
     from pyprobe.object import BpfObject, load, open
@@ -87,6 +93,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe.ringbuf import RingBuffer
     from pyprobe.skeleton import Skeleton
     from pyprobe.tracefs import TraceLine, trace_pipe
+    from pyprobe.user_ringbuf import UserRingBuffer, UserRingBufSample
 
 __version__ = "0.1.0"
 
@@ -121,6 +128,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SymbolNotFoundError": ("pyprobe.errors", "SymbolNotFoundError"),
     "UnsupportedError": ("pyprobe.errors", "UnsupportedError"),
     "GlobalVariables": ("pyprobe.globals", "GlobalVariables"),
+    "IterLink": ("pyprobe.attach.iterators", "IterLink"),
+    "SectionHandler": ("pyprobe.attach.sections", "SectionHandler"),
+    "register_section_handler": ("pyprobe.attach.sections", "register_section_handler"),
+    "StructOpsLink": ("pyprobe.attach.struct_ops", "StructOpsLink"),
+    "ArenaMap": ("pyprobe.maps", "ArenaMap"),
+    "StructOpsMap": ("pyprobe.maps", "StructOpsMap"),
+    "UserRingBufMap": ("pyprobe.maps", "UserRingBufMap"),
+    "UserRingBuffer": ("pyprobe.user_ringbuf", "UserRingBuffer"),
+    "UserRingBufSample": ("pyprobe.user_ringbuf", "UserRingBufSample"),
     "KprobeLink": ("pyprobe.link", "KprobeLink"),
     "Link": ("pyprobe.link", "Link"),
     "PerfEventLink": ("pyprobe.link", "PerfEventLink"),
@@ -229,6 +245,15 @@ __all__ = [
     "BtfError",
     "ClosedError",
     "GlobalVariables",
+    "IterLink",
+    "SectionHandler",
+    "register_section_handler",
+    "StructOpsLink",
+    "ArenaMap",
+    "StructOpsMap",
+    "UserRingBufMap",
+    "UserRingBuffer",
+    "UserRingBufSample",
     "HashMap",
     "HashOfMaps",
     "KeyExistsError",

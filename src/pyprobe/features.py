@@ -74,6 +74,22 @@ def _fmt(version: tuple[int, ...]) -> str:
     return ".".join(str(v) for v in version)
 
 
+_ITERATORS: tuple[tuple[str, tuple[int, int], str, tuple[str, ...]], ...] = (
+    ("task", (5, 8), "tasks", ()),
+    ("task_file", (5, 8), "the open files of tasks", ()),
+    ("task_vma", (5, 12), "the memory mappings of tasks", ()),
+    ("bpf_map", (5, 8), "BPF maps", ()),
+    ("bpf_map_elem", (5, 9), "the elements of one BPF map", ()),
+    ("bpf_prog", (5, 9), "BPF programs", ()),
+    ("bpf_link", (6, 0), "BPF links", ()),
+    ("tcp", (5, 9), "TCP sockets", ("CONFIG_INET",)),
+    ("udp", (5, 9), "UDP sockets", ("CONFIG_INET",)),
+    ("unix", (5, 17), "unix sockets", ("CONFIG_UNIX",)),
+    ("ksym", (6, 0), "kernel symbols", ("CONFIG_KALLSYMS",)),
+    ("cgroup", (6, 1), "cgroups", ("CONFIG_CGROUPS",)),
+)
+"""The iterator kinds with a feature ``iter_KIND``: (kind, first kernel, what it walks, config)."""
+
 FEATURES: dict[str, Feature] = {
     f.name: f
     for f in (
@@ -123,6 +139,16 @@ FEATURES: dict[str, Feature] = {
         Feature("cgrp_storage", (6, 2), "cgroup storage maps (BPF_MAP_TYPE_CGRP_STORAGE)", ("CONFIG_CGROUPS",)),
         Feature("task_storage", (5, 11), "task storage maps (BPF_MAP_TYPE_TASK_STORAGE)", ()),
         Feature("inode_storage", (5, 10), "inode storage maps (BPF_MAP_TYPE_INODE_STORAGE)", ("CONFIG_BPF_LSM",)),
+        # iterators, user ring buffers, struct_ops, arena (pyprobe.attach.iterators, pyprobe.maps._iter)
+        *(
+            Feature(f"iter_{kind}", since, f"BPF iterators over {what} (iter/{kind})", config)
+            for kind, since, what, config in _ITERATORS
+        ),
+        Feature("iter_task_params", (6, 1), "task iterators limited to one process or thread (pid, tid)", ()),
+        Feature("user_ringbuf", (6, 1), "user ring buffers (BPF_MAP_TYPE_USER_RINGBUF)", ()),
+        Feature("struct_ops", (5, 6), "struct_ops maps (tcp_congestion_ops in BPF, BPF trampolines)", ()),
+        Feature("struct_ops_link", (6, 4), 'struct_ops links (SEC(".struct_ops.link"))', ()),
+        Feature("arena", (6, 9), "BPF arenas (BPF_MAP_TYPE_ARENA)", ()),
     )
 }
 
@@ -317,7 +343,31 @@ def _probe_cgroup_link(feature: Feature) -> FeatureStatus:
     return _absent(feature, "BPF_LINK_CREATE does not know cgroups", -ret if ret < 0 else 0)
 
 
-def _storage_map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
+def _iter_probe(kind: str) -> Callable[[Feature], FeatureStatus]:
+    def run(feature: Feature) -> FeatureStatus:
+        ret = int(lib.pyprobe_probe_iter(kind.encode()))
+        if ret == 1:
+            return FeatureStatus(feature, True)
+        return _absent(feature, f"the kernel has no bpf_iter_{kind} (no {kind} iterators)", -ret if ret < 0 else 0)
+
+    return run
+
+
+def _version_probe(base: str) -> Callable[[Feature], FeatureStatus]:
+    """A feature that comes with a kernel version on top of feature ``base``: the version is the sure test."""
+
+    def run(feature: Feature) -> FeatureStatus:
+        if kernel_version()[:2] < feature.since:
+            return _absent(feature)
+        status = probe(base)
+        if not status.available:
+            return FeatureStatus(feature, False, status.reason, status.cause)
+        return FeatureStatus(feature, True)
+
+    return run
+
+
+def _map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
     def run(feature: Feature) -> FeatureStatus:
         ret = int(lib.libbpf_probe_bpf_map_type(int(mtype), _NULL))
         if ret == 1:
@@ -358,10 +408,17 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "cgroup_sysctl": _load_probe(ProgramType.CGROUP_SYSCTL, AttachType.CGROUP_SYSCTL, None, False),
     "cgroup_sockopt": _load_probe(ProgramType.CGROUP_SOCKOPT, AttachType.CGROUP_GETSOCKOPT, None, False),
     "cgroup_link": _probe_cgroup_link,
-    "cgroup_storage": _storage_map_probe(MapType.CGROUP_STORAGE),
-    "cgrp_storage": _storage_map_probe(MapType.CGRP_STORAGE),
-    "task_storage": _storage_map_probe(MapType.TASK_STORAGE),
-    "inode_storage": _storage_map_probe(MapType.INODE_STORAGE),
+    "cgroup_storage": _map_probe(MapType.CGROUP_STORAGE),
+    "cgrp_storage": _map_probe(MapType.CGRP_STORAGE),
+    "task_storage": _map_probe(MapType.TASK_STORAGE),
+    "inode_storage": _map_probe(MapType.INODE_STORAGE),
+    # iterators, user ring buffers, struct_ops, arena
+    **{f"iter_{kind}": _iter_probe(kind) for kind, *_ in _ITERATORS},
+    "iter_task_params": _version_probe("iter_task"),
+    "user_ringbuf": _map_probe(MapType.USER_RINGBUF),
+    "struct_ops": _type_probe(ProgramType.STRUCT_OPS),
+    "struct_ops_link": _version_probe("struct_ops"),
+    "arena": _map_probe(MapType.ARENA),
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import sys
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
@@ -372,7 +374,7 @@ def open(
         image = ffi.new("char[]", data)
         keep.append(image)
         label = name or "<memory>"
-        with _log.capture() as cap:
+        with _log.capture() as cap, _sections_lock():
             ptr = lib.bpf_object__open_mem(image, len(data), opts)
         path = None
     elif isinstance(source, (str, os.PathLike)):
@@ -380,7 +382,7 @@ def open(
         label = path
         if not os.path.isfile(path):
             raise _not_found(path, "open BPF object")
-        with _log.capture() as cap:
+        with _log.capture() as cap, _sections_lock():
             ptr = lib.bpf_object__open_file(os.fsencode(path), opts)
     else:
         raise TypeError(f"open() takes a path or bytes, not {type(source).__name__}")
@@ -389,7 +391,18 @@ def open(
         detail = "; ".join(m.removeprefix("libbpf: ") for m in cap.messages[-2:])
         context = f"open BPF object {label}" + (f" ({detail})" if detail else "")
         raise error_from_errno(err, context, LoadError)
-    return BpfObject(ptr, path=path, keep=keep)
+    obj = BpfObject(ptr, path=path, keep=keep)
+    if (sections := sys.modules.get("pyprobe.attach.sections")) is not None:
+        sections.settle(obj)  # custom SEC() handlers: see there
+    return obj
+
+
+def _sections_lock() -> typing.ContextManager[Any]:
+    """The lock of pyprobe's custom SEC() handlers once one was registered (libbpf's table is not thread-safe)."""
+    sections = sys.modules.get("pyprobe.attach.sections")
+    return (
+        contextlib.nullcontext() if sections is None else typing.cast("typing.ContextManager[Any]", sections.opening())
+    )
 
 
 def _not_found(path: str, doing: str) -> LoadError:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach.cgroup import CgroupAttach
+from pyprobe.attach.iterators import IterAttach
 from pyprobe.attach.network import NetworkAttach
 from pyprobe.attach.socket import SocketAttach
 from pyprobe.attach.tracing import TracingAttach
@@ -36,7 +37,7 @@ class TestRunResult(NamedTuple):
 TestRunResult.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
-class Program(TracingAttach, NetworkAttach, SocketAttach, CgroupAttach):
+class Program(TracingAttach, NetworkAttach, SocketAttach, CgroupAttach, IterAttach):
     """One program of a :class:`~pyprobe.BpfObject`; it keeps its object alive.
 
     Its ``attach_*`` methods come from one mixin per attach family
@@ -148,6 +149,8 @@ class Program(TracingAttach, NetworkAttach, SocketAttach, CgroupAttach):
             return self.attach_trace()
         if self._is_cgroup_program():
             return None  # a cgroup section names no cgroup: obj.attach() skips it, attach() says what to call
+        if (link := self._auto_attach_iter(base, target)) is not None or base == "iter":
+            return link
         ptr = self._call(lib.bpf_program__attach)
         if ptr == ffi.NULL and ffi.errno == errno.EOPNOTSUPP:
             return None

@@ -16,6 +16,7 @@ from pyprobe.maps._cgroup import (
     InodeStorageMap,
     TaskStorageMap,
 )
+from pyprobe.maps._iter import ArenaMap, StructOpsMap, UserRingBufMap
 from pyprobe.maps._kinds import (
     ArrayMap,
     ArrayOfMaps,
@@ -38,6 +39,9 @@ from pyprobe.maps._kinds import (
 from pyprobe.maps._socket import ReuseportSockArrayMap, SockHashMap, SockMap, socket_cookie
 
 __all__ = [
+    "ArenaMap",
+    "StructOpsMap",
+    "UserRingBufMap",
     "ArrayMap",
     "ArrayOfMaps",
     "BloomFilterMap",
