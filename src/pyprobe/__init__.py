@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._ffi import libbpf_version
     from pyprobe._reader import ReaderBusyError
     from pyprobe._resource import ClosedError
+    from pyprobe.attach.network import NetfilterLink, NetkitLink, TcLink, TcxLink
     from pyprobe.batch import Batch
     from pyprobe.btf import Btf, BtfError
     from pyprobe.enums import AttachType, LinkType, MapType, ProgramType
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         StackTraceMap,
         UpdateFlags,
     )
+    from pyprobe.maps._network import CpuMap, DevMap, DevMapHash, LpmTrieMap, XskMap
     from pyprobe.object import BpfObject, load, open
     from pyprobe.perfbuf import PerfBuffer
     from pyprobe.program import Program, TestRunResult
@@ -141,6 +143,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "StackMap": ("pyprobe.maps", "StackMap"),
     "StackTraceMap": ("pyprobe.maps", "StackTraceMap"),
     "UpdateFlags": ("pyprobe.maps", "UpdateFlags"),
+    "NetfilterLink": ("pyprobe.attach.network", "NetfilterLink"),
+    "NetkitLink": ("pyprobe.attach.network", "NetkitLink"),
+    "TcLink": ("pyprobe.attach.network", "TcLink"),
+    "TcxLink": ("pyprobe.attach.network", "TcxLink"),
+    "CpuMap": ("pyprobe.maps", "CpuMap"),
+    "DevMap": ("pyprobe.maps", "DevMap"),
+    "DevMapHash": ("pyprobe.maps", "DevMapHash"),
+    "LpmTrieMap": ("pyprobe.maps", "LpmTrieMap"),
+    "XskMap": ("pyprobe.maps", "XskMap"),
     "BpfObject": ("pyprobe.object", "BpfObject"),
     "load": ("pyprobe.object", "load"),
     "open": ("pyprobe.object", "open"),
@@ -250,6 +261,15 @@ __all__ = [
     "UprobeMultiLink",
     "UsdtLink",
     "XdpLink",
+    "NetfilterLink",
+    "NetkitLink",
+    "TcLink",
+    "TcxLink",
+    "CpuMap",
+    "DevMap",
+    "DevMapHash",
+    "LpmTrieMap",
+    "XskMap",
     "__version__",
     "cmake_dir",
     "features",

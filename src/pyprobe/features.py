@@ -97,6 +97,13 @@ FEATURES: dict[str, Feature] = {
         Feature("lsm", (5, 7), "BPF LSM programs", ("CONFIG_BPF_LSM",)),
         Feature("perf_event", (4, 9), "perf_event programs", ("CONFIG_PERF_EVENTS",)),
         Feature("xdp", (4, 8), "XDP programs", ()),
+        # network attach kinds (pyprobe.attach.network)
+        Feature("tcx", (6, 6), "tcx links (TC programs on an interface without qdisc)", ("CONFIG_NET_XGRESS",)),
+        Feature("netkit", (6, 7), "netkit devices and their links", ("CONFIG_NETKIT",)),
+        Feature("netfilter", (6, 4), "netfilter hooks (BPF netfilter links)", ("CONFIG_NETFILTER_BPF_LINK",)),
+        Feature(
+            "tc", (4, 1), "classic TC bpf filters (clsact qdisc)", ("CONFIG_NET_CLS_BPF", "CONFIG_NET_SCH_INGRESS")
+        ),
     )
 }
 
@@ -271,6 +278,25 @@ def _probe_lsm(feature: Feature) -> FeatureStatus:
     return status
 
 
+def _probe_answer(feature: Feature, ret: int, what: str) -> FeatureStatus:
+    """The status from a C probe's answer: 1 available, 0 not, a negative errno when the probe failed."""
+    if ret == 1:
+        return FeatureStatus(feature, True)
+    return _absent(feature, f"the kernel does not know {what}", -ret if ret < 0 else 0)
+
+
+def _probe_ifindex_link(feature: Feature, atype: AttachType) -> FeatureStatus:
+    return _probe_answer(feature, int(lib.pyprobe_probe_ifindex_link(int(atype))), f"{atype.name} links")
+
+
+def _probe_tc(feature: Feature) -> FeatureStatus:
+    # The filter and the qdisc are modules on most distributions (loaded on first use): the config
+    # says whether they exist; the program type whether the kernel runs them.
+    if (missing := _missing_config(feature)) is not None:
+        return FeatureStatus(feature, False, missing, "config")
+    return _type_probe(ProgramType.SCHED_CLS)(feature)
+
+
 _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "kprobe": _pmu_probe("kprobe"),
     "uprobe": _pmu_probe("uprobe"),
@@ -286,6 +312,11 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "lsm": _probe_lsm,
     "perf_event": _type_probe(ProgramType.PERF_EVENT),
     "xdp": _type_probe(ProgramType.XDP),
+    # network attach kinds
+    "tcx": lambda f: _probe_ifindex_link(f, AttachType.TCX_INGRESS),
+    "netkit": lambda f: _probe_ifindex_link(f, AttachType.NETKIT_PRIMARY),
+    "netfilter": lambda f: _probe_answer(f, int(lib.pyprobe_probe_netfilter()), "netfilter links"),
+    "tc": _probe_tc,
 }
 
 

@@ -27,6 +27,7 @@ from pyprobe.maps._kinds import (
     StackMap,
     StackTraceMap,
 )
+from pyprobe.maps._network import CpuMap, DevMap, DevMapHash, LpmTrieMap, XskMap
 
 __all__ = [
     "ArrayMap",
@@ -49,4 +50,10 @@ __all__ = [
     "StackMap",
     "StackTraceMap",
     "UpdateFlags",
+    # network maps
+    "CpuMap",
+    "DevMap",
+    "DevMapHash",
+    "LpmTrieMap",
+    "XskMap",
 ]
