@@ -137,6 +137,8 @@ def obj() -> Iterator[pyprobe.BpfObject]:
         opened.rodata.drop_port = DROP
         opened.rodata.pass_port = PASS
         opened.rodata.redirect_port = REDIRECT
+        # a kernel without netfilter programs (before 6.4) refuses to load the object with one
+        opened.programs["nf_filter"].autoload = features.available("netfilter")
         opened.load()
         yield opened
 

@@ -15,11 +15,11 @@ import errno
 import ipaddress
 import socket
 import struct
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar, Union, cast, overload
 
 from pyprobe.enums import MapType
 from pyprobe.errors import MapError, UnsupportedError
-from pyprobe.maps._base import Map
+from pyprobe.maps._base import Map, UpdateFlags
 from pyprobe.maps._codec import Codec
 from pyprobe.maps._kinds import KeyValueMap
 
@@ -28,6 +28,12 @@ __all__ = ["CpuMap", "DevMap", "DevMapHash", "LpmTrieMap", "XskMap"]
 V = TypeVar("V")
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]  # noqa: UP007 - a runtime alias
+PrefixKey = Union[  # noqa: UP007 - a runtime alias
+    ipaddress.IPv4Network, ipaddress.IPv6Network, ipaddress.IPv4Address, ipaddress.IPv6Address, str,
+    tuple[int, bytes], bytes,
+]  # fmt: skip
+"""What an LPM trie takes as a key: a network, an address (a full-length prefix), a string, (prefixlen, data)."""
+D = TypeVar("D")
 _PREFIX = struct.Struct("=I")  # the kernel's struct bpf_lpm_trie_key: a host-order u32 prefixlen, then data
 
 
@@ -115,6 +121,49 @@ class LpmTrieMap(KeyValueMap[IPNetwork, V]):
     def _make_codecs(self) -> tuple[Codec, Codec]:
         key, value = super()._make_codecs()
         return _PrefixCodec(key), value
+
+    # The key methods take any PrefixKey (iteration yields networks).
+    @overload
+    def lookup(self, key: PrefixKey, default: None = None) -> V | None: ...
+    @overload
+    def lookup(self, key: PrefixKey, default: V) -> V: ...
+    @overload
+    def lookup(self, key: PrefixKey, default: D) -> V | D: ...
+    def lookup(self, key: PrefixKey, default: Any = None) -> Any:
+        """The value of the longest stored prefix holding ``key`` (an address or network), or ``default``."""
+        return super().lookup(cast(Any, key), default)
+
+    @overload
+    def get(self, key: PrefixKey, default: None = None) -> V | None: ...
+    @overload
+    def get(self, key: PrefixKey, default: V) -> V: ...
+    @overload
+    def get(self, key: PrefixKey, default: D) -> V | D: ...
+    def get(self, key: PrefixKey, default: Any = None) -> Any:
+        """Same as :meth:`lookup`."""
+        return super().lookup(cast(Any, key), default)
+
+    def __getitem__(self, key: PrefixKey) -> V:
+        """The value of the longest stored prefix holding ``key``; KeyNotFoundError when none does."""
+        return super().__getitem__(cast(Any, key))
+
+    def __contains__(self, key: PrefixKey) -> bool:
+        """Whether a stored prefix holds ``key``."""
+        return super().__contains__(cast(Any, key))
+
+    def update(self, key: PrefixKey, value: V, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        """Stores ``value`` for the prefix ``key`` (flags as in :meth:`KeyValueMap.update`)."""
+        super().update(cast(Any, key), value, flags)
+
+    def __setitem__(self, key: PrefixKey, value: V) -> None:
+        super().update(cast(Any, key), value)
+
+    def delete(self, key: PrefixKey) -> None:
+        """Removes exactly the prefix ``key``; KeyNotFoundError when it is not stored."""
+        super().delete(cast(Any, key))
+
+    def __delitem__(self, key: PrefixKey) -> None:
+        super().delete(cast(Any, key))
 
 
 class _U32Codec(Codec):
