@@ -482,3 +482,9 @@ def test_network_features_answer_with_a_reason(name: str) -> None:
         pytest.fail(f"{name} blamed on the kernel version on Linux {features.kernel_version()}")
     if name == "tcx" and features.kernel_version()[:2] < (6, 6):
         assert not status.available and status.cause == "kernel-version"
+
+
+def test_sections_without_an_interface_are_left_to_the_attach_methods(obj: pyprobe.BpfObject) -> None:
+    assert obj.attach() == []  # SEC("tc"), SEC("tcx/ingress"), SEC("netfilter"), SEC("xdp") name no target
+    with pytest.raises(pyprobe.AttachError, match="names no target"):
+        obj.programs["tc_any"].attach()

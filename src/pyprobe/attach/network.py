@@ -6,6 +6,7 @@ ifindex is looked up there): to attach inside another namespace, enter it with `
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -276,19 +277,33 @@ class NetworkAttach(ProgramCore):
         return "ingress" if direction == "ingress" else "egress"
 
     @staticmethod
-    def _relative(before: object, after: object, context: str) -> tuple[int, int]:
-        """(flags, relative fd) placing a tcx or netkit link before or after a program or link."""
+    def _relative(before: object, after: object, context: str) -> tuple[int, Any]:
+        """(flags, the program or link) placing a tcx or netkit link before or after another one."""
         if before is not None and after is not None:
             raise ValueError(f"{context}: give before= or after=, not both")
         other, flag = (before, _BPF_F_BEFORE) if before is not None else (after, _BPF_F_AFTER)
         if other is None:
-            return 0, 0
+            return 0, None
         if isinstance(other, (TcxLink, NetkitLink)):
-            return flag | _BPF_F_LINK, other.fd
+            return flag | _BPF_F_LINK, other
         if isinstance(other, NetworkAttach):
-            return flag, other._loaded_fd(context)
+            return flag, other
         shown = type(other).__name__
         raise TypeError(f"{context}: before/after must be a Program or a TcxLink/NetkitLink, not {shown}")
+
+    def _link_create(self, ifindex: int, atype: AttachType, flags: int, other: Any, context: str) -> int:
+        """BPF_LINK_CREATE on ``ifindex``; the program and ``other`` are held open (guards) meanwhile."""
+        with contextlib.ExitStack() as held:
+            held.enter_context(self._object._guard)
+            relative = 0
+            if isinstance(other, NetworkAttach):
+                held.enter_context(other._object._guard)
+                relative = other._loaded_fd(context)
+            elif other is not None:
+                held.enter_context(other._guard)
+                relative = other._link_fd
+            fd = int(lib.pyprobe_link_create_ifindex(self._loaded_fd(context), ifindex, int(atype), flags, relative, 0))
+        return fd
 
     def attach_tcx(
         self,
@@ -335,8 +350,7 @@ class NetworkAttach(ProgramCore):
                 raise ValueError(f"{context}: priority and handle are classic TC's; tcx orders by before=/after=")
             ifindex, ifname = _interface(interface, context)
             atype = AttachType.TCX_INGRESS if where == "ingress" else AttachType.TCX_EGRESS
-            with self._object._guard:
-                fd = lib.pyprobe_link_create_ifindex(self._loaded_fd(context), ifindex, int(atype), flags, relative, 0)
+            fd = self._link_create(ifindex, atype, flags, relative, context)
             check_int(fd, context, AttachError)
             return TcxLink(
                 fd, self, description=f"tcx {where} on {ifname}", ifindex=ifindex, interface=ifname, direction=where
@@ -401,8 +415,7 @@ class NetworkAttach(ProgramCore):
         features.require("netkit", context)
         ifindex, ifname = _interface(interface, context)
         atype = AttachType.NETKIT_PEER if peer else AttachType.NETKIT_PRIMARY
-        with self._object._guard:
-            fd = lib.pyprobe_link_create_ifindex(self._loaded_fd(context), ifindex, int(atype), flags, relative, 0)
+        fd = self._link_create(ifindex, atype, flags, relative, context)
         hint = f"'{ifname}' must be the primary device of a netkit pair" if fd == -errno.ENXIO else ""
         check_int(fd, context, AttachError, hint=hint)
         side = "peer" if peer else "primary"
