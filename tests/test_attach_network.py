@@ -25,7 +25,7 @@ pytestmark = pytest.mark.bpf
 TAG = os.getpid() % 1000000
 DROP, PASS, REDIRECT = 40001, 40002, 40003
 (TC_DROPPED, TC_PASSED, NF_DROPPED, NF_PASSED, XDP_REDIRECTED, XDP_ARRIVED, CPU_REDIRECTED, NETKIT_DROPPED,
- ORDER_SEQ, ORDER_FIRST, ORDER_SECOND) = range(11)  # fmt: skip
+ ORDER_SEQ, ORDER_FIRST, ORDER_SECOND, LPM_DROPPED, DEVMAP_PROG) = range(13)  # fmt: skip
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 
@@ -391,6 +391,13 @@ def test_devmap_redirects_real_frames_to_another_veth(net: Net, obj: pyprobe.Bpf
         assert wait_count(obj, XDP_ARRIVED, 4) == 4
         assert count(obj, XDP_REDIRECTED) == 4
         assert net.exchange(PASS, 2) == 2  # others pass
+        # with a program of its own, run on each frame sent to that interface
+        with netns(net.b):
+            tx_ports[0] = (net.b2_if, obj.programs["devmap_prog"])
+        assert tx_ports.program_id(0) == obj.programs["devmap_prog"].id
+        assert net.exchange(REDIRECT, 2) == 0
+        assert wait_count(obj, XDP_ARRIVED, 6) == 6
+        assert count(obj, DEVMAP_PROG) == 2
     finally:
         for link in links:
             link.close()
@@ -456,6 +463,20 @@ def test_lpm_trie_keys_are_ip_networks() -> None:
             trie[3.5] = 1  # type: ignore[index]
     finally:
         trie.close()
+
+
+def test_lpm_trie_filled_from_python_drives_a_tc_program(net: Net, obj: pyprobe.BpfObject) -> None:
+    blocked = obj.maps["blocked"]
+    assert isinstance(blocked, pyprobe.LpmTrieMap)
+    blocked[ipaddress.ip_network("10.77.0.0/30")] = 1  # holds 10.77.0.1, the sender in namespace a
+    blocked["10.66.0.0/16"] = 2
+    assert set(blocked) == {ipaddress.ip_network("10.77.0.0/30"), ipaddress.ip_network("10.66.0.0/16")}
+    with netns(net.b), obj.programs["tc_blocklist"].attach_tcx(net.b_if, "ingress"):
+        assert net.exchange(PASS, 3) == 0
+        assert count(obj, LPM_DROPPED) == 3
+        del blocked["10.77.0.0/30"]
+        assert net.exchange(PASS, 3) == 3
+        assert count(obj, LPM_DROPPED) == 3
 
 
 def test_lpm_trie_ipv6() -> None:

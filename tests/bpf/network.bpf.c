@@ -24,6 +24,8 @@ enum {
     ORDER_SEQ,
     ORDER_FIRST,    /* the sequence number order_a / order_b got on their first packet */
     ORDER_SECOND,
+    LPM_DROPPED,    /* frames from a source in the blocked LPM trie */
+    DEVMAP_PROG,    /* frames the devmap's own program saw */
     NSLOTS,
 };
 
@@ -38,8 +40,21 @@ struct {
     __uint(type, BPF_MAP_TYPE_DEVMAP);
     __uint(max_entries, 4);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct bpf_devmap_val); /* an ifindex and a program to run there (Linux 5.8) */
 } tx_ports SEC(".maps");
+
+struct ipv4_prefix {
+    __u32 prefixlen;
+    __u32 addr; /* network byte order */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 16);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct ipv4_prefix);
+    __type(value, __u32);
+} blocked SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_CPUMAP);
@@ -103,6 +118,24 @@ SEC("tc")
 int tc_any(struct __sk_buff *skb)
 {
     return filter(skb);
+}
+
+/* Drops IPv4 frames whose source lies in a prefix of `blocked` (the kernel's longest-prefix match). */
+SEC("tc")
+int tc_blocklist(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = data + sizeof(*eth);
+    struct ipv4_prefix key = {.prefixlen = 32};
+
+    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+        return TCX_PASS;
+    key.addr = ip->saddr;
+    if (!bpf_map_lookup_elem(&blocked, &key))
+        return TCX_PASS;
+    add(LPM_DROPPED);
+    return TCX_DROP;
 }
 
 static __always_inline int order(struct __sk_buff *skb, __u32 which)
@@ -183,6 +216,13 @@ int xdp_redirect_cpu(struct xdp_md *ctx)
         return XDP_PASS;
     add(CPU_REDIRECTED);
     return bpf_redirect_map(&cpus, 0, XDP_DROP);
+}
+
+SEC("xdp/devmap")
+int devmap_prog(struct xdp_md *ctx)
+{
+    add(DEVMAP_PROG);
+    return XDP_PASS;
 }
 
 SEC("xdp")
