@@ -13,6 +13,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -144,7 +145,9 @@ def obj() -> Iterator[pyprobe.BpfObject]:
 
 
 def count(obj: pyprobe.BpfObject, key: int) -> int:
-    value: int = obj.maps["counts"][key]
+    counts = obj.maps["counts"]
+    assert isinstance(counts, pyprobe.ArrayMap)
+    value: int = counts[key]
     return value
 
 
@@ -269,13 +272,13 @@ def test_tc_bad_arguments(obj: pyprobe.BpfObject) -> None:
         prog.attach_tcx("nope0")
     assert info.value.errno == 19
     with pytest.raises(ValueError, match="direction must be"):
-        prog.attach_tcx("lo", "sideways")  # type: ignore[arg-type]
+        prog.attach_tcx("lo", "sideways")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="mechanism must be"):
-        prog.attach_tcx("lo", mechanism="bpfilter")  # type: ignore[arg-type]
+        prog.attach_tcx("lo", mechanism="bpfilter")  # type: ignore[call-overload]
     with pytest.raises(pyprobe.AttachError, match=r"is a xdp program.*attach_tcx needs"):
         obj.programs["xdp_sink"].attach_tcx("lo", "ingress")
     with pytest.raises(TypeError, match="before/after must be"):
-        prog.attach_tcx("lo", before="first")  # type: ignore[arg-type]
+        prog.attach_tcx("lo", before="first")  # type: ignore[call-overload]
     assert obj.links == []
 
 
@@ -509,3 +512,16 @@ def test_sections_without_an_interface_are_left_to_the_attach_methods(obj: pypro
     assert obj.attach() == []  # SEC("tc"), SEC("tcx/ingress"), SEC("netfilter"), SEC("xdp") name no target
     with pytest.raises(pyprobe.AttachError, match="names no target"):
         obj.programs["tc_any"].attach()
+
+
+def test_attach_and_close_leave_no_fd_or_qdisc_behind(no_fd_leak: None, net: Net, obj: pyprobe.BpfObject) -> None:
+    prog = obj.programs["tc_any"]
+    mechanisms: list[Literal["tc", "tcx"]] = ["tc", "tcx"] if features.available("tcx") else ["tc"]
+    for mechanism in mechanisms:
+        for _ in range(3):
+            with netns(net.b):
+                link = prog.attach_tcx(net.b_if, "ingress", mechanism=mechanism)
+            assert link.mechanism == mechanism
+            link.close()
+    assert "clsact" not in qdiscs(net, net.b, net.b_if)
+    assert obj.links == []

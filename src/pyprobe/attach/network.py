@@ -11,7 +11,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
@@ -305,6 +305,40 @@ class NetworkAttach(ProgramCore):
             fd = int(lib.pyprobe_link_create_ifindex(self._loaded_fd(context), ifindex, int(atype), flags, relative, 0))
         return fd
 
+    @overload
+    def attach_tcx(
+        self,
+        interface: str | int,
+        direction: Direction | None = None,
+        *,
+        before: None = None,
+        after: None = None,
+        mechanism: Literal["tc"],
+        priority: int = 0,
+        handle: int = 0,
+    ) -> TcLink: ...
+    @overload
+    def attach_tcx(
+        self,
+        interface: str | int,
+        direction: Direction | None = None,
+        *,
+        before: Program | Link | None = None,
+        after: Program | Link | None = None,
+        mechanism: Literal["tcx"],
+    ) -> TcxLink: ...
+    @overload
+    def attach_tcx(
+        self,
+        interface: str | int,
+        direction: Direction | None = None,
+        *,
+        before: Program | Link | None = None,
+        after: Program | Link | None = None,
+        mechanism: Mechanism = "auto",
+        priority: int = 0,
+        handle: int = 0,
+    ) -> TcxLink | TcLink: ...
     def attach_tcx(
         self,
         interface: str | int,

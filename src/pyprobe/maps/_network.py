@@ -250,6 +250,12 @@ class _U32KeyMixin(Map):
         return struct.unpack_from("=I", raw, 4)[0] if len(raw) >= 8 else 0
 
 
+DevTarget = Union[int, str, tuple[Union[int, str], Any]]  # noqa: UP007 - a runtime alias
+"""What a devmap entry takes: an interface (ifindex or name), or (interface, Program or program fd)."""
+CpuTarget = Union[int, tuple[int, Any]]  # noqa: UP007 - a runtime alias
+"""What a cpumap entry takes: a queue size, or (queue size, Program or program fd)."""
+
+
 class DevMap(_U32KeyMixin, KeyValueMap[int, int]):
     """BPF_MAP_TYPE_DEVMAP (Linux 4.14): slot -> interface, the targets of ``bpf_redirect_map``.
 
@@ -261,6 +267,13 @@ class DevMap(_U32KeyMixin, KeyValueMap[int, int]):
 
     def _value_codec(self, inner: Codec) -> Codec:
         return _IfindexCodec(inner, "an interface (ifindex or name)")
+
+    def update(self, key: int, value: DevTarget, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        """Sends slot ``key``'s frames to ``value``: an interface, or (interface, program); flags as for any map."""
+        super().update(key, cast(Any, value), flags)
+
+    def __setitem__(self, key: int, value: DevTarget) -> None:
+        self.update(key, value)
 
 
 class DevMapHash(DevMap):
@@ -277,6 +290,13 @@ class CpuMap(_U32KeyMixin, KeyValueMap[int, int]):
 
     def _value_codec(self, inner: Codec) -> Codec:
         return _U32Codec(inner, "a queue size")
+
+    def update(self, key: int, value: CpuTarget, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        """Gives CPU ``key`` a queue of ``value`` frames (or (qsize, program)); flags as for any map."""
+        super().update(key, cast(Any, value), flags)
+
+    def __setitem__(self, key: int, value: CpuTarget) -> None:
+        self.update(key, value)
 
 
 class XskMap(Map):
