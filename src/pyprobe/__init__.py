@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
     from pyprobe._resource import ClosedError
     from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink
     from pyprobe.attach.iterators import IterLink
+    from pyprobe.attach.network import NetfilterLink, NetkitLink, TcLink, TcxLink
     from pyprobe.attach.sections import SectionHandler, register_section_handler
     from pyprobe.attach.socket import NetnsLink, ReuseportLink, SocketFilterLink, SockMapLink
     from pyprobe.attach.struct_ops import StructOpsLink
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562 __getatt
         UserRingBufMap,
         socket_cookie,
     )
+    from pyprobe.maps._network import CpuMap, DevMap, DevMapHash, LpmTrieMap, XskMap
     from pyprobe.object import BpfObject, load, open
     from pyprobe.perfbuf import PerfBuffer
     from pyprobe.program import Program, TestRunResult
@@ -181,6 +183,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "StackMap": ("pyprobe.maps", "StackMap"),
     "StackTraceMap": ("pyprobe.maps", "StackTraceMap"),
     "UpdateFlags": ("pyprobe.maps", "UpdateFlags"),
+    "NetfilterLink": ("pyprobe.attach.network", "NetfilterLink"),
+    "NetkitLink": ("pyprobe.attach.network", "NetkitLink"),
+    "TcLink": ("pyprobe.attach.network", "TcLink"),
+    "TcxLink": ("pyprobe.attach.network", "TcxLink"),
+    "CpuMap": ("pyprobe.maps", "CpuMap"),
+    "DevMap": ("pyprobe.maps", "DevMap"),
+    "DevMapHash": ("pyprobe.maps", "DevMapHash"),
+    "LpmTrieMap": ("pyprobe.maps", "LpmTrieMap"),
+    "XskMap": ("pyprobe.maps", "XskMap"),
     "BpfObject": ("pyprobe.object", "BpfObject"),
     "load": ("pyprobe.object", "load"),
     "open": ("pyprobe.object", "open"),
@@ -313,6 +324,15 @@ __all__ = [
     "CgroupStorageMap",
     "InodeStorageMap",
     "TaskStorageMap",
+    "NetfilterLink",
+    "NetkitLink",
+    "TcLink",
+    "TcxLink",
+    "CpuMap",
+    "DevMap",
+    "DevMapHash",
+    "LpmTrieMap",
+    "XskMap",
     "__version__",
     "cmake_dir",
     "features",

@@ -149,6 +149,13 @@ FEATURES: dict[str, Feature] = {
         Feature("struct_ops", (5, 6), "struct_ops maps (tcp_congestion_ops in BPF, BPF trampolines)", ()),
         Feature("struct_ops_link", (6, 4), 'struct_ops links (SEC(".struct_ops.link"))', ()),
         Feature("arena", (6, 9), "BPF arenas (BPF_MAP_TYPE_ARENA)", ()),
+        # network attach kinds (pyprobe.attach.network)
+        Feature("tcx", (6, 6), "tcx links (TC programs on an interface without qdisc)", ("CONFIG_NET_XGRESS",)),
+        Feature("netkit", (6, 7), "netkit devices and their links", ("CONFIG_NETKIT",)),
+        Feature("netfilter", (6, 4), "netfilter hooks (BPF netfilter links)", ("CONFIG_NETFILTER_BPF_LINK",)),
+        Feature(
+            "tc", (4, 1), "classic TC bpf filters (clsact qdisc)", ("CONFIG_NET_CLS_BPF", "CONFIG_NET_SCH_INGRESS")
+        ),
     )
 }
 
@@ -377,6 +384,25 @@ def _map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
     return run
 
 
+def _probe_answer(feature: Feature, ret: int, what: str) -> FeatureStatus:
+    """The status from a C probe's answer: 1 available, 0 not, a negative errno when the probe failed."""
+    if ret == 1:
+        return FeatureStatus(feature, True)
+    return _absent(feature, f"the kernel does not know {what}", -ret if ret < 0 else 0)
+
+
+def _probe_ifindex_link(feature: Feature, atype: AttachType) -> FeatureStatus:
+    return _probe_answer(feature, int(lib.pyprobe_probe_ifindex_link(int(atype))), f"{atype.name} links")
+
+
+def _probe_tc(feature: Feature) -> FeatureStatus:
+    # The filter and the qdisc are modules on most distributions (loaded on first use): the config
+    # says whether they exist; the program type whether the kernel runs them.
+    if (missing := _missing_config(feature)) is not None:
+        return FeatureStatus(feature, False, missing, "config")
+    return _type_probe(ProgramType.SCHED_CLS)(feature)
+
+
 _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "kprobe": _pmu_probe("kprobe"),
     "uprobe": _pmu_probe("uprobe"),
@@ -419,6 +445,11 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "struct_ops": _type_probe(ProgramType.STRUCT_OPS),
     "struct_ops_link": _version_probe("struct_ops"),
     "arena": _map_probe(MapType.ARENA),
+    # network attach kinds
+    "tcx": lambda f: _probe_ifindex_link(f, AttachType.TCX_INGRESS),
+    "netkit": lambda f: _probe_ifindex_link(f, AttachType.NETKIT_PRIMARY),
+    "netfilter": lambda f: _probe_answer(f, int(lib.pyprobe_probe_netfilter()), "netfilter links"),
+    "tc": _probe_tc,
 }
 
 

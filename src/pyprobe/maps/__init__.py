@@ -36,6 +36,7 @@ from pyprobe.maps._kinds import (
     StackMap,
     StackTraceMap,
 )
+from pyprobe.maps._network import CpuMap, DevMap, DevMapHash, LpmTrieMap, XskMap
 from pyprobe.maps._socket import ReuseportSockArrayMap, SockHashMap, SockMap, socket_cookie
 
 __all__ = [
@@ -72,4 +73,10 @@ __all__ = [
     "TaskStorageMap",
     "UpdateFlags",
     "socket_cookie",
+    # network maps
+    "CpuMap",
+    "DevMap",
+    "DevMapHash",
+    "LpmTrieMap",
+    "XskMap",
 ]
