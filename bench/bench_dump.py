@@ -12,8 +12,9 @@ baseline), then pyprobe's ``items(batch=True).to_dict()`` and
 ``dict(items(batch=True))`` run on the same map in the same run. Every
 figure is the median of ``--repeat`` runs in CPU time (user + system, of
 this process and of the C one: robust to other load on the machine), in ns
-per entry, with the ratio against C. What a run returns is freed after its
-clock stops.
+per entry, with the ratio against C; then each way's ratio to the C dump of
+the same round, best, median and worst. What a run returns is freed after
+its clock stops.
 """
 
 from __future__ import annotations
@@ -45,33 +46,43 @@ def _fill(m: Any, n: int, key_fmt: str, value_fmt: str) -> None:
         m.update_batch([(kp(*kargs(k)), vp(*vargs(k))) for k in range(base, stop)])
 
 
-def _median_cpu(fn: Callable[[], object], repeat: int) -> float:
-    """Median CPU time (user + system) of ``fn`` in seconds; what it returns is freed after the clock stops."""
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        result = fn()
-        times.append(time.process_time() - start)
-        del result
-    return statistics.median(times)
+def _cpu(fn: Callable[[], object]) -> float:
+    """CPU time (user + system) of ``fn`` in seconds; what it returns is freed after the clock stops."""
+    start = time.process_time()
+    result = fn()
+    spent = time.process_time() - start
+    del result
+    return spent
+
+
+def _c_dump(m: Any, n: int) -> float:
+    out = subprocess.run([str(helper("maps")), str(m.id), "1", "cpu"], check=True, capture_output=True, text=True)
+    c_ms, c_count = out.stdout.split()
+    assert int(c_count) == n, (c_count, n)
+    return float(c_ms) / 1e3
 
 
 def run_shape(label: str, m: Any, n: int, repeat: int) -> tuple[float, float, float]:
-    out = subprocess.run(
-        [str(helper("maps")), str(m.id), str(repeat), "cpu"], check=True, capture_output=True, text=True
-    )
-    c_ms, c_count = out.stdout.split()
-    assert int(c_count) == n, (c_count, n)
-    c = float(c_ms) / 1e3
-    snapshot = _median_cpu(lambda: m.items(batch=True), repeat)
-    to_dict = _median_cpu(lambda: m.items(batch=True).to_dict(), repeat)
-    as_dict = _median_cpu(lambda: dict(m.items(batch=True)), repeat)
-    ns = 1e9 / n
+    """Runs C and the three ways in turn ``repeat`` times; prints the medians, then best and spread of the ratios."""
+    ways: dict[str, Callable[[], object]] = {
+        "snapshot": lambda: m.items(batch=True),
+        "to_dict()": lambda: m.items(batch=True).to_dict(),
+        "dict()": lambda: dict(m.items(batch=True)),
+    }
+    times: dict[str, list[float]] = {"C": [], **{name: [] for name in ways}}
+    for _ in range(repeat):  # interleaved: a burst of load elsewhere touches every side alike
+        times["C"].append(_c_dump(m, n))
+        for name, fn in ways.items():
+            times[name].append(_cpu(fn))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    c, ns = med["C"], 1e9 / n
+    print(f"{label:24s} C {c * ns:6.0f}" + "".join(f"   {w} {med[w] * ns:6.0f} ({med[w] / c:4.2f}x)" for w in ways))
+    ratios = {w: sorted(t / cc for t, cc in zip(times[w], times["C"], strict=True)) for w in ways}
     print(
-        f"{label:24s} C {c * ns:6.0f}   snapshot {snapshot * ns:6.0f} ({snapshot / c:4.2f}x)"
-        f"   to_dict() {to_dict * ns:6.0f} ({to_dict / c:4.2f}x)   dict() {as_dict * ns:6.0f} ({as_dict / c:4.2f}x)"
+        f"{'':24s} ratio per run, best / median / worst:"
+        + "".join(f"   {w} {r[0]:4.2f} / {statistics.median(r):4.2f} / {r[-1]:4.2f}" for w, r in ratios.items())
     )
-    return c, to_dict, as_dict
+    return c, med["to_dict()"], med["dict()"]
 
 
 def main() -> None:

@@ -65,3 +65,43 @@ def test_unknown_binary_is_a_usage_error_with_one_line() -> None:
 def test_argparse_errors_exit_2() -> None:
     out = subprocess.run([sys.executable, "-m", "pyprobe", "trace"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "PROBE" in out.stderr
+
+
+_TRACE_FORMS = [
+    ["trace", "/bin/ls:main"],
+    ["trace", "/bin/ls:main", "r:/bin/ls:exit", "-p", "42"],
+    ["trace", "--json", "-p", "7", "/bin/ls:long f(int a)", "--duration", "1.5"],
+    ["trace", "/bin/ls:f", "--pid", "1_000", "--command", "sleep 1", "--json", "--duration", "inf"],
+    ["trace", "-c", "", "x:f", "-p", "3", "-p", "4"],
+]
+_ARGPARSE_FORMS = [
+    ["trace"], ["trace", "-h"], ["trace", "--help"], ["trace", "-p", "1"], ["trace", "a:f", "-p"],
+    ["trace", "a:f", "-p", "-1"], ["trace", "a:f", "-p", "x"], ["trace", "a:f", "--pid=3"], ["trace", "a:f", "-p3"],
+    ["trace", "a:f", "--pi", "3"], ["trace", "a:f", "--js"], ["trace", "a:f", "--duration", "-1"],
+    ["trace", "a:f", "--", "b:g"], ["trace", "a:f", "--json", "b:g"], ["trace", "a:f", "-x"],
+    ["trace", "a:f", "-c", "-v"],
+    ["funclatency", "a:f"], ["list", "symbols", "a"],
+]  # fmt: skip
+
+
+def test_the_common_trace_forms_read_as_argparse_reads_them() -> None:
+    from pyprobe.cli.main import build_parser, quick_trace_args
+
+    fields = ("probes", "pid", "command", "json", "duration")
+    for words in _TRACE_FORMS:
+        quick = quick_trace_args(words)
+        full = build_parser("trace").parse_args(words)
+        assert quick is not None, words
+        assert {f: getattr(quick, f) for f in fields} == {f: getattr(full, f) for f in fields}, words
+        assert quick.run is full.run
+    for words in _ARGPARSE_FORMS:  # help, errors and the rarer spellings: argparse reads and reports them
+        assert quick_trace_args(words) is None, words
+
+
+def test_trace_starts_without_argparse_or_logging() -> None:
+    code = (
+        "import sys; from pyprobe.cli.main import main; code = main(['trace', '/nonexistent/app:main']); "
+        "print(code, sorted(m for m in ('argparse', 'logging', 'shutil', 'gettext') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split(" ", 1) == [str(EXIT_USAGE), "[]\n"], out

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import test_object
-from pyprobe.btf import Btf
-from pyprobe.maps._codec import Codec, PerCpuCodec, bulk, bytes_column, numpy_if_worth
+from pyprobe.btf import Btf, BtfStruct, BtfUnion, _BtfComposite
+from pyprobe.maps import _codec
+from pyprobe.maps._codec import Codec, PerCpuCodec, bulk, bytes_column, dict_of, numpy_if_worth
 
 
 @pytest.fixture
@@ -101,14 +102,16 @@ def test_decoded_per_cpu_values_are_lists() -> None:
     assert keys == [5, 6, 7] and all(type(k) is int for k in keys)
 
 
-@pytest.mark.parametrize("with_numpy", [True, False])
+@pytest.mark.parametrize("way", ["c", "numpy", "struct"])
 @pytest.mark.parametrize(("count", "stride", "size"), [(0, 16, 16), (1, 1, 1), (5, 16, 16), (7, 16, 12), (300, 24, 13)])
-def test_bytes_columns_are_the_slices_with_and_without_numpy(
-    with_numpy: bool, count: int, stride: int, size: int, monkeypatch: pytest.MonkeyPatch
+def test_bytes_columns_are_the_slices_in_c_with_and_without_numpy(
+    way: str, count: int, stride: int, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if with_numpy:
+    if way != "c":
+        monkeypatch.setattr(_codec, "_decode", None)  # the fallbacks of a build without pyprobe._decode
+    if way == "numpy":
         pytest.importorskip("numpy")
-    else:
+    elif way == "struct":
         monkeypatch.setitem(sys.modules, "numpy", None)
     blob = bytearray((i * 31 + 7) % 256 if i % 5 else 0 for i in range(count * stride))
     column = bytes_column(memoryview(blob), count, stride, size)
@@ -152,3 +155,77 @@ def test_padded_per_cpu_scalars_and_structs_decode_every_slot() -> None:
         [(22, 2), (33, 3)],
         [(44, 4), (55, 5)],
     ]
+
+
+def test_the_c_module_is_built_and_used() -> None:
+    from pyprobe import _decode
+
+    assert _codec._decode is _decode
+    assert BtfStruct.__dict__["__hash__"] is not _BtfComposite.__dict__["__hash__"]
+
+
+@pytest.mark.parametrize("in_c", [True, False])
+def test_dict_of_is_dict_of_zip_in_order(in_c: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not in_c:
+        monkeypatch.setattr(_codec, "_decode", None)
+    keys = [5, 3, 9, 3, 1 << 70]
+    values = [b"a", b"b", b"c", b"d", None]
+    got = dict_of(keys, values)
+    assert got == dict(zip(keys, values, strict=True)) and list(got) == [5, 3, 9, 1 << 70]
+    assert got[3] == b"d"  # the later value of a repeated key wins, as in dict()
+    assert dict_of([], []) == {}
+    with pytest.raises(ValueError):
+        dict_of([1, 2], [1])
+    with pytest.raises(TypeError, match="unhashable"):
+        dict_of([[1]], [1])
+
+
+def test_dict_of_passes_on_what_a_hash_raises_and_survives_lists_changed_by_it() -> None:
+    class Bad:
+        def __hash__(self) -> int:
+            raise RuntimeError("no hash")
+
+    with pytest.raises(RuntimeError, match="no hash"):
+        _codec._decode.dict_of([1, Bad()], [1, 2])
+    keys: list[object] = []
+    values: list[object] = []
+
+    class Shrinks:
+        def __hash__(self) -> int:
+            keys.clear()
+            values.clear()
+            return 1
+
+    keys[:] = [Shrinks(), 2, 3]
+    values[:] = [1, 2, 3]
+    with pytest.raises(IndexError):
+        _codec._decode.dict_of(keys, values)
+    with pytest.raises(TypeError):
+        _codec._decode.dict_of((1,), [1])
+
+
+def test_bytes_column_refuses_a_view_too_short_before_reading_it() -> None:
+    blob = memoryview(bytearray(64))
+    assert len(bytes_column(blob, 4, 16, 16)) == 4
+    assert bytes_column(blob, 5, 13, 12)[-1] == bytes(12)  # 65 bytes of strides: the last needs only its own 12
+    for count, stride, size in [(5, 16, 16), (4, 16, 17), (2, 8, 16), (-1, 16, 16)]:
+        with pytest.raises(ValueError, match="does not fit"):
+            bytes_column(blob, count, stride, size)
+    with pytest.raises(ValueError):
+        _codec._decode.bytes_column(0, 1, 16, 16)  # a NULL address
+
+
+@pytest.mark.parametrize("base", [BtfStruct, BtfUnion])
+def test_struct_hash_in_c_is_the_hash_of_the_bytes(base: type) -> None:
+    class Pair(base):  # type: ignore[valid-type, misc]
+        _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint64)]  # noqa: RUF012 - ctypes reads a list
+
+    one, same, other = Pair(a=1), Pair(a=1), Pair(a=2)
+    assert hash(one) == hash(bytes(one)) == _BtfComposite.__hash__(one)
+    assert hash(one) == hash(same) and one == same and hash(one) != hash(other)
+    ct = _value16()
+    size = ctypes.sizeof(ct)
+    values = Codec(ct, size, "value").decode_many(bytearray(range(size)) * 3, 3, size)
+    assert dict_of(values, [1, 2, 3]) == {values[0]: 3}  # three equal keys: one entry
+    with pytest.raises(TypeError):
+        BtfStruct.__dict__["__hash__"](7)  # the method checks its instance

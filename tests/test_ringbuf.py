@@ -158,6 +158,30 @@ def test_batches_kept_alive_keep_their_events_while_later_reads_reuse_memory(obj
         assert isinstance(raw, bytes) and len(raw) == 500 * 72
 
 
+def test_rings_of_one_reader_share_its_copy_buffers_and_held_batches_keep_their_events(
+    obj: pyprobe.BpfObject,
+) -> None:
+    with pyprobe.RingBuffer(obj.maps["events"], event_type=Event) as rb:
+        rb.add(obj.maps["events2"])
+        kept: list[tuple[int, Any]] = []
+        for round_ in range(8):
+            second = round_ % 2 == 1
+            emit(obj, 300, start=round_ * 300, flags=EMIT_SECOND if second else 0)
+            batch = rb.read_batch(timeout=1.0)
+            assert len(batch) == 300 and batch.map == ("events2" if second else "events")
+            if round_ in (2, 3):  # one held batch of each ring: the next reads must copy elsewhere
+                kept.append((round_, batch))
+            seqs = [e.seq if isinstance(e, Event) else seq_of(e) for e in batch]
+            assert seqs == list(range(round_ * 300, round_ * 300 + 300))
+            del batch
+            gc.collect()
+        for round_, held in kept:
+            seqs = [e.seq if isinstance(e, Event) else seq_of(e) for e in held]
+            assert seqs == list(range(round_ * 300, round_ * 300 + 300))
+        pools = {id(ring.pool) for ring in rb._rings}
+        assert len(pools) == 1 and 1 <= len(rb._rings[0].pool) <= 4
+
+
 def test_records_of_different_sizes_and_discarded_records(obj: pyprobe.BpfObject) -> None:
     with pyprobe.RingBuffer(obj.maps["events"]) as rb:
         emit(obj, 10, flags=EMIT_SMALL)

@@ -11,12 +11,11 @@ records as ``struct ft_event`` from the object's BTF.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyprobe
 from pyprobe import symbols
@@ -36,6 +35,9 @@ from pyprobe.cli.probespec import (
 )  # fmt: skip
 from pyprobe.symbols import Symbol
 from pyprobe.usdt import UsdtProbe
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "labels", "run"]
 

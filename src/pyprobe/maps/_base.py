@@ -6,7 +6,6 @@ import builtins
 import ctypes
 import enum
 import errno
-import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -640,7 +639,12 @@ class Map(Resource):
 
 
 builtins_type = type
-_log = logging.getLogger("pyprobe")
+
+
+def _debug(message: str, *args: object) -> None:
+    import logging  # only here: the import costs 5 ms of every start-up
+
+    logging.getLogger("pyprobe").debug(message, *args)
 
 
 def _create_with_btf(
@@ -667,10 +671,10 @@ def _create_with_btf(
             finally:
                 opts.btf_fd = opts.btf_key_type_id = opts.btf_value_type_id = 0
     except (UnsupportedType, BpfError) as exc:
-        _log.debug("map '%s' created without BTF: %s", label, exc)
+        _debug("map '%s' created without BTF: %s", label, exc)
         return None
     if fd < 0:
-        _log.debug("map '%s' created without BTF: the kernel refused it (%s)", label, os.strerror(-fd))
+        _debug("map '%s' created without BTF: the kernel refused it (%s)", label, os.strerror(-fd))
         return None
     return fd
 

@@ -22,7 +22,7 @@ from pyprobe.btf import BtfError, Kind
 from pyprobe.enums import MapType
 from pyprobe.errors import BpfError, KeyNotFoundError, MapError, check_int, error_from_errno
 from pyprobe.maps._base import EINVAL_HINTS, TYPES_SECTION, U64_MAX, Map, UpdateFlags, check_ctype
-from pyprobe.maps._codec import Codec, bulk
+from pyprobe.maps._codec import Codec, bulk, dict_of
 
 if TYPE_CHECKING:
     from pyprobe.perfbuf import PerfBuffer
@@ -115,7 +115,7 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
         """The entries as a dict, in the dump's order (decoded in bulk: faster than ``dict(items)``)."""
         keys, values = self.key_list(), self.value_list()
         with bulk():
-            return dict(zip(keys, values, strict=True))
+            return dict_of(keys, values)
 
     def to_numpy(self) -> tuple[Any, Any]:
         """(keys, values) as numpy arrays with dtypes made from BTF. Raises ImportError without numpy."""
