@@ -457,7 +457,7 @@ class TracingAttach(ProgramCore):
     def _target_fd(self, target: Program | int | None, context: str) -> int:
         if target is None:
             return 0
-        if isinstance(target, Program):
+        if isinstance(target, ProgramCore):
             return target._loaded_fd(context)
         if isinstance(target, int) and not isinstance(target, bool) and target >= 0:
             return target
