@@ -1,0 +1,1 @@
+"""A sampling CPU profiler: stacks sampled through perf events, symbolized, written as flame graphs."""
