@@ -18,11 +18,12 @@ what :meth:`pyprobe.profile.Profile.folded` returns) into an SVG that any browse
 
 Frame names come from untrusted binaries: every name is XML-escaped, characters that XML 1.0
 cannot carry (control characters, lone surrogates) are written as ``\\xNN`` / ``\\uNNNN``
-escapes, and names reach the script only through the DOM (``textContent``), never as script
-source. The output is bounded whatever the input: frames narrower than ``minwidth`` pixels are
-dropped with their callees (flamegraph.pl's ``--minwidth``), and when more than ``max_frames``
-frames remain, only the widest ``max_frames`` (and at most that many) are kept, so the file
-stays within a few megabytes and its rendering time grows with the input size only.
+escapes, names reach the script only through the DOM (``textContent``), never as script source,
+and a name is shown up to 1,000 characters. The output is bounded whatever the input: frames
+narrower than ``minwidth`` pixels are dropped with their callees (flamegraph.pl's ``--minwidth``),
+and when more than ``max_frames`` frames remain, only the widest (at most ``max_frames``) are
+kept, so the file stays within a few megabytes and its rendering time grows with the input size
+only.
 
 Nothing here needs a kernel or root.
 """
@@ -45,6 +46,7 @@ _FONT_SIZE = 12
 _CHAR_WIDTH = 7.2  # 0.6 em at _FONT_SIZE,  # advance of a monospace font (DejaVu Sans Mono, Liberation Mono: 0.6 em)
 _HEADER = 56  # title, subtitle, legend and search box above the frames
 _FOOTER = 30  # details line and search result below the frames
+_NAME_MAX = 1000  # characters of a name shown; a longer one is cut (merging still uses all of it)
 _MIN_WIDTH_PX = 200
 _MAX_WIDTH_PX = 100_000
 
@@ -281,6 +283,8 @@ def render_svg(
         if style is None:
             kind, shown = _kind(name)
             shown = _visible(shown)
+            if len(shown) > _NAME_MAX:
+                shown = shown[:_NAME_MAX] + "..."
             style = seen[name] = (shown, _xml(shown), _KIND_CLASS[kind], _colour(kind, shown))
         frame(fdepth, x, samples, *style)
     add("</g>\n")
