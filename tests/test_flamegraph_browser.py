@@ -1,4 +1,4 @@
-"""The SVG flame graph in a real browser: zoom, reset, search, tooltips, hostile names.
+"""The SVG flame graph in a real browser: zoom, reset, search, tooltips, hostile names, a real profile.
 
 Playwright's Python package drives Debian's chromium (/usr/bin/chromium, no browser download),
 headless, with a fresh profile and without background network traffic; the graph is opened from
@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from conftest import REQUIRE_BPF, target
+from pyprobe.profile import Profiler
 from pyprobe.profile.flamegraph import write_svg
+from test_flamegraph import random_stacks
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,11 +30,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SPAN = 1180  # the default width (1200) less the margins
-CI = os.environ.get("PYPROBE_REQUIRE_BPF") == "1"
 
 
 def _missing(what: str) -> None:
-    if CI:
+    if REQUIRE_BPF:
         pytest.fail(f"{what} (the test extras and .ci/apt-setup.sh install it)", pytrace=False)
     pytest.skip(what)
 
@@ -81,9 +83,24 @@ class Graph:
         assert len(found) == 1, f"{len(found)} frames called {name}"
         return self.page.locator("g.f").nth(found[0])
 
-    def box(self, name: str) -> dict[str, Any]:
-        """Geometry, classes and visibility of a frame, as the browser has it now."""
-        box: dict[str, Any] = self.frame(name).evaluate(
+    def widest(self, prefix: str) -> Any:
+        """The <g> of the widest frame whose name starts with ``prefix``."""
+        found = self.page.evaluate(
+            """prefix => { let best = -1, width = -1;
+                 document.querySelectorAll("g.f").forEach((g, i) => {
+                   const w = +g.querySelector("rect").getAttribute("width");
+                   if (g.querySelector("title").textContent.startsWith(prefix) && w > width) { best = i; width = w; }
+                 });
+                 return best; }""",
+            prefix,
+        )
+        assert found >= 0, f"no frame called {prefix}..."
+        return self.page.locator("g.f").nth(found)
+
+    def box(self, frame: str | Any) -> dict[str, Any]:
+        """Geometry, classes and visibility of a frame (its name or its <g>), as the browser has it now."""
+        g = self.frame(frame) if isinstance(frame, str) else frame
+        box: dict[str, Any] = g.evaluate(
             """g => { const r = g.querySelector("rect"), t = g.querySelector("text");
                       return {x: +r.getAttribute("x"), width: +r.getAttribute("width"),
                               visible: g.getBoundingClientRect().width > 0 && getComputedStyle(g).display != "none",
@@ -250,8 +267,6 @@ def test_hostile_names_are_shown_never_run(browser: Any, tmp_path: Path) -> None
 
 
 def test_large_graph_opens_and_zooms(browser: Any, tmp_path: Path) -> None:
-    from test_flamegraph import random_stacks
-
     path = tmp_path / "large.svg"
     write_svg(random_stacks(100_000), path)
     graph = Graph(browser, path)
@@ -263,5 +278,42 @@ def test_large_graph_opens_and_zooms(browser: Any, tmp_path: Path) -> None:
         assert page.locator("text.reset").is_visible()
         page.locator("input.search").fill("method1[0-9]\\(")
         assert graph.text("matched").startswith("Matched: ")
+    finally:
+        graph.close()
+
+
+@pytest.mark.bpf
+def test_profile_of_the_bundled_target(browser: Any, tmp_path: Path) -> None:
+    """The flame graph of a real profile (proftarget_fp: 3:1 between two methods) works in the browser."""
+    profile = Profiler(command=[str(target("proftarget_fp")), "3"], frequency=999).run()
+    path = tmp_path / "proftarget.svg"
+    profile.write(path)
+    graph = Graph(browser, path)
+    try:
+        page = graph.page
+        titles: list[str] = page.locator("g.f title").all_text_contents()
+        assert titles[0] == f"all ({profile.total:,} samples, 100.00%)"
+        run, heavy, light = (graph.widest(p) for p in ("work::run(", "work::Shapes::heavy(", "work::Shapes::light("))
+        before = graph.box(run)
+        assert before["width"] < SPAN
+
+        run.click()
+        assert graph.box(run)["width"] == pytest.approx(SPAN)
+        zoomed_heavy, zoomed_light = graph.box(heavy), graph.box(light)
+        assert zoomed_heavy["visible"] and zoomed_light["visible"]
+        assert zoomed_heavy["label"].startswith("work::Shapes::heavy(")
+        assert zoomed_light["label"].startswith("work::Shapes::light(")
+        assert 2.0 < zoomed_heavy["width"] / zoomed_light["width"] < 4.5
+        assert zoomed_heavy["width"] + zoomed_light["width"] == pytest.approx(SPAN, rel=0.1)
+        page.locator("text.reset").click()
+        assert graph.box(run) == before
+
+        page.keyboard.press("Control+f")
+        page.keyboard.type("^work::Shapes::")
+        share = float(graph.text("matched").split()[1].rstrip("%"))
+        # heavy() and light() never nest, so the share is the sum of their frames' percentages
+        from_titles = sum(float(t.rsplit(", ", 1)[1].rstrip("%)")) for t in titles if t.startswith("work::Shapes::"))
+        assert share == pytest.approx(from_titles, abs=0.05)
+        assert share > 50
     finally:
         graph.close()
