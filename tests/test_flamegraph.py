@@ -252,13 +252,17 @@ def test_max_frames_keeps_the_widest() -> None:
     _, every = parse(render_svg(stacks, minwidth=0))
     _, kept = parse(render_svg(stacks, minwidth=0, max_frames=50))
     assert len(every) > 1000
-    assert 1 < len(kept) <= 51
+    assert len(kept) == 51
     narrowest_kept = min(b.samples for b in kept)
     kept_at = {(k.level, k.first) for k in kept}
     assert len(kept_at) == len(kept)
     widest_dropped = max(b.samples for b in every if (b.level, b.first) not in kept_at)
-    assert narrowest_kept > widest_dropped
+    assert narrowest_kept >= widest_dropped
     assert closed_under_callers(kept)
+    # frames of the same width: exactly max_frames kept, callers first
+    flat = {("p", f"f{i:03}", "leaf"): 1 for i in range(100)}
+    _, kept = parse(render_svg(flat, minwidth=0, max_frames=10))
+    assert [b.name for b in kept] == ["all", "p", *(f"f{i:03}" for i in range(9))]
 
 
 def test_deep_stacks_do_not_recurse() -> None:

@@ -21,9 +21,8 @@ cannot carry (control characters, lone surrogates) are written as ``\\xNN`` / ``
 escapes, names reach the script only through the DOM (``textContent``), never as script source,
 and a name is shown up to 1,000 characters. The output is bounded whatever the input: frames
 narrower than ``minwidth`` pixels are dropped with their callees (flamegraph.pl's ``--minwidth``),
-and when more than ``max_frames`` frames remain, only the widest (at most ``max_frames``) are
-kept, so the file stays within a few megabytes and its rendering time grows with the input size
-only.
+and when more than ``max_frames`` frames remain, only the widest ``max_frames`` are kept, so the
+file stays within a few megabytes and its rendering time grows with the input size only.
 
 Nothing here needs a kernel or root.
 """
@@ -150,9 +149,9 @@ def _layout(items: _Items, min_samples: float, max_frames: int) -> list[tuple[in
     The stacks are merged level by level: the stacks that share a path are split by their next
     frame, the frames of a level are sorted by name, and a frame with fewer than ``min_samples``
     samples is dropped with its callees at once, so a stack costs time only down to the level
-    where it becomes too thin to draw. When more than ``max_frames`` frames remain, only the
-    widest ``max_frames`` at most are kept (a callee is never wider than its caller, so every
-    frame kept has its caller kept).
+    where it becomes too thin to draw. When more than ``max_frames`` frames remain, the widest
+    ``max_frames`` are kept (a callee is never wider than its caller, and of the same width it
+    ranks after it, so every frame kept has its caller kept).
     """
     frames: list[tuple[int, int, int, str]] = []
     # groups of stacks sharing a path: (stacks, x of the path's frame, depth of their next frame)
@@ -181,9 +180,9 @@ def _layout(items: _Items, min_samples: float, max_frames: int) -> list[tuple[in
             x += samples
         todo.extend(reversed(later))
     if len(frames) > max_frames:
-        counts = sorted((f[2] for f in frames), reverse=True)
-        floor = counts[max_frames]  # keep only frames wider than the first one left out
-        frames = [f for f in frames if f[2] > floor]
+        # widest first, a caller before its callees of the same width: any first N keep their callers
+        ranked = sorted(range(len(frames)), key=lambda i: (-frames[i][2], frames[i][0], frames[i][1]))
+        frames = [frames[i] for i in sorted(ranked[:max_frames])]
     return frames
 
 
@@ -203,7 +202,8 @@ def render_svg(
     is a kernel frame, ``_[j]`` a JIT frame; stacks with a count of 0 are left out). ``title`` and
     ``subtitle`` head the graph, ``count_name`` names the unit in tooltips (``1,234 samples``),
     ``width`` is the image width in pixels. Frames narrower than ``minwidth`` pixels are dropped,
-    and at most ``max_frames`` frames are drawn (the widest). Without samples, the SVG says so.
+    and at most ``max_frames`` frames besides the root are drawn (the widest). Without samples,
+    the SVG says so.
 
     Pure Python, no kernel needed; time and memory grow with the number of frames in ``stacks``.
     Raises TypeError for a stack that is not a tuple of str or a count that is not an int,
@@ -490,8 +490,5 @@ document.addEventListener("keydown", function (e) {
     else if (zoomed) unzoom();
   }
 });
-svg.fgSearch = search;
-svg.fgZoom = function (i) { zoom(frames[i]); };
-svg.fgReset = unzoom;
 })();
 """
