@@ -8,6 +8,9 @@ a file and must not request anything else.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,6 @@ from typing import Any
 import pytest
 
 from conftest import REQUIRE_BPF, target
-from pyprobe.profile import Profiler
 from pyprobe.profile.flamegraph import write_svg
 from test_flamegraph import random_stacks
 
@@ -284,21 +286,26 @@ def test_large_graph_opens_and_zooms(browser: Any, tmp_path: Path) -> None:
 
 @pytest.mark.bpf
 def test_profile_of_the_bundled_target(browser: Any, tmp_path: Path) -> None:
-    """The flame graph of a real profile (proftarget_fp: 3:1 between two methods) works in the browser."""
-    profile = Profiler(command=[str(target("proftarget_fp")), "3"], frequency=999).run()
+    """``pyprobe profile -o x.svg`` of the bundled target (3:1 between two methods) works in the browser."""
     path = tmp_path / "proftarget.svg"
-    profile.write(path)
+    command = [sys.executable, "-m", "pyprobe", "profile", "-F", "999", "-o", str(path)]
+    command += ["-c", f"{target('proftarget_fp')} 3"]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    counted = re.search(r"(\d+) samples in", proc.stderr)
+    assert counted is not None, proc.stderr
+    total = int(counted.group(1))
     graph = Graph(browser, path)
     try:
         page = graph.page
         titles: list[str] = page.locator("g.f title").all_text_contents()
-        assert titles[0] == f"all ({profile.total:,} samples, 100.00%)"
+        assert titles[0] == f"all ({total:,} samples, 100.00%)"
         run, heavy, light = (graph.widest(p) for p in ("work::run(", "work::Shapes::heavy(", "work::Shapes::light("))
         before = graph.box(run)
-        assert before["width"] < SPAN
-
         run.click()
         assert graph.box(run)["width"] == pytest.approx(SPAN)
+        assert float(graph.box(graph.widest("main"))["opacity"]) < 1  # the caller, greyed
+        assert page.locator("text.reset").is_visible()
         zoomed_heavy, zoomed_light = graph.box(heavy), graph.box(light)
         assert zoomed_heavy["visible"] and zoomed_light["visible"]
         assert zoomed_heavy["label"].startswith("work::Shapes::heavy(")

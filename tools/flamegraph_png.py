@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates docs/img/flamegraph.png: the flame graph of the bundled target, as Chromium shows it.
 
-Profiles tests/targets/proftarget.cc (proftarget_fp, from the build) with pyprobe.profile
+Profiles tests/targets/proftarget.cc (proftarget_fp, from the build) with ``pyprobe profile``
 (root), or takes an SVG written before (``--svg``), opens it in Debian's chromium through
 Playwright (headless, no browser download) and saves a PNG screenshot of the graph.
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,14 +31,12 @@ CHROMIUM_ARGS = [
 
 
 def profile_target(svg: Path, seconds: float, frequency: int) -> None:
-    """Profiles the bundled target for ``seconds`` at ``frequency`` Hz into the flame graph ``svg``."""
-    from pyprobe.profile import Profiler
-
+    """Profiles the bundled target for ``seconds`` at ``frequency`` Hz with ``pyprobe profile -o svg``."""
     target = BUILD / "tests" / "targets" / "proftarget_fp"
     if not target.exists():
         raise SystemExit(f"{target} is missing: run ./dev build first")
-    profile = Profiler(command=[str(target), f"{seconds:g}"], frequency=frequency).run()
-    profile.write_svg(svg, title="proftarget_fp: 3:1 between work::Shapes::heavy() and light()")
+    command = [sys.executable, "-m", "pyprobe", "profile", "-F", str(frequency), "-o", str(svg)]
+    subprocess.run([*command, "-c", f"{target} {seconds:g}"], check=True, stdout=subprocess.DEVNULL)
 
 
 def screenshot(svg: Path, png: Path, *, search: str = "") -> None:
