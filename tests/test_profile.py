@@ -305,3 +305,63 @@ def test_cli_bad_inputs_exit_2_with_the_reason(tmp_path: Path) -> None:
 def test_sample_frames_are_root_first() -> None:
     s = Sample(1, 1, "x", (Frame("main", "/x", 1, 0, "user"), Frame("leaf", "/x", 2, 0, "user")), 1)
     assert Profile([s]).folded() == {("x", "main", "leaf"): 1}
+
+
+def cpython_with_perf_maps() -> str | None:
+    """A CPython 3.12+ (``-X perf`` writes /tmp/perf-PID.map), from pyenv or PATH."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for version in ("3.13", "3.12"):
+        found = sorted(root.glob(f"{version}.*/bin/python{version}"), reverse=True)
+        if found:
+            return str(found[0])
+        on_path = shutil.which(f"python{version}")
+        if on_path:
+            return on_path
+    return None
+
+
+PY_HOT = textwrap.dedent("""
+    import sys, time
+    def hot_python_function(n):
+        s = 0
+        for i in range(n):
+            s += i * i
+        return s
+    print("ready", flush=True)
+    end = time.time() + float(sys.argv[1])
+    while time.time() < end:
+        hot_python_function(100000)
+""")
+
+
+def test_cpython_perf_map_names_python_functions(tmp_path: Path) -> None:
+    python = cpython_with_perf_maps()
+    if python is None:
+        pytest.skip("no CPython 3.12 or later (pyenv or PATH) to run with -X perf")
+    from pyprobe.profile._symbolize import Symbolizer
+
+    script = tmp_path / "hot.py"
+    script.write_text(PY_HOT)
+    proc = subprocess.Popen([python, "-X", "perf", str(script), "10"], stdout=subprocess.PIPE, text=True)
+    perf_map = Path(f"/tmp/perf-{proc.pid}.map")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        entry = next(line.split(None, 2) for line in perf_map.read_text().splitlines()
+                     if line.endswith(f"hot_python_function:{script}"))  # fmt: skip
+        address = int(entry[0], 16) + 1
+        sym = Symbolizer()
+        sym.new_generation()
+        frame = sym.user_frames(proc.pid, (address,))[0]
+        assert frame == Frame(f"py::hot_python_function:{script}", f"[perf-{proc.pid}.map]", address, 1, "jit")
+        # sampled: the interpreter itself is named from its ELF symbols
+        prof = Profiler(pids=[proc.pid], frequency=499, duration=1.0, interval=0.5).run()
+        names = {f.name for s in prof.samples for f in s.frames}
+        assert any(n.startswith("_PyEval_EvalFrameDefault") for n in names), prof.top(5)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        perf_map.unlink(missing_ok=True)
