@@ -56,6 +56,7 @@ def browser() -> Iterator[Any]:
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 720},
         )
+        context.set_default_timeout(120_000)  # an emulated CPU (tests/vm) is slow to start Chromium
         try:
             yield context
         finally:
@@ -96,7 +97,9 @@ class Graph:
                  return best; }""",
             prefix,
         )
-        assert found >= 0, f"no frame called {prefix}..."
+        if found < 0:
+            titles = self.page.locator("g.f title").all_text_contents()
+            raise AssertionError(f"no frame called {prefix}... among {len(titles)}: {titles[:12]}")
         return self.page.locator("g.f").nth(found)
 
     def box(self, frame: str | Any) -> dict[str, Any]:
