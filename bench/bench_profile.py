@@ -110,7 +110,6 @@ def symbolization() -> None:
     lookups = 0
     for _ in range(3):
         sym = Symbolizer()
-        sym.warm(kernel=True)
         start = time.perf_counter()
         sym.new_generation()
         for r in raw:

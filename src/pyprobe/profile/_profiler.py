@@ -146,6 +146,9 @@ class Profiler:
         self._start = time.monotonic()
         if child is not None:
             child.release()
+        if self.kernel:  # the kernel's symbols are read while the first interval samples
+            threading.Thread(target=Symbolizer.warm, kwargs={"kernel": True}, name="pyprobe-profile-warm",
+                             daemon=True).start()  # fmt: skip
         self._thread = threading.Thread(target=self._drain_loop, name="pyprobe-profile-drain", daemon=True)
         self._thread.start()
 
@@ -155,8 +158,6 @@ class Profiler:
         watched = self.pids or ([self.child_pid] if self.child_pid else [])
         next_drain = self._start + self.interval
         try:
-            with self._lock:
-                self._symbolizer.warm(kernel=self.kernel)  # while the first interval samples
             while not self._stop.wait(max(0.0, min(WATCH_S, next_drain - time.monotonic()))):
                 if time.monotonic() >= next_drain:
                     self._drain()

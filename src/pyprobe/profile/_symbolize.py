@@ -16,6 +16,7 @@ import bisect
 import io
 import os
 import re
+import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -197,18 +198,25 @@ _KALLSYMS_LINE = re.compile(rb"^([0-9a-f]+) [tTwW] (\S+)(?:\t\[([^\]]+)\])?$", r
 _kernel_cache: list[tuple[bytes, KernelSymbols]] = []
 
 
+_kernel_lock = threading.Lock()
+
+
 def kernel_symbols() -> KernelSymbols:
-    """/proc/kallsyms read once per set of loaded modules (shared by every profiler of this process)."""
-    try:
-        with open("/proc/modules", "rb") as f:
-            modules = f.read(4 << 20)
-    except OSError:
-        modules = b""
-    if _kernel_cache and _kernel_cache[0][0] == modules:
-        return _kernel_cache[0][1]
-    found = KernelSymbols()
-    _kernel_cache[:] = [(modules, found)]
-    return found
+    """/proc/kallsyms read once per set of loaded modules (shared by every profiler of this process).
+
+    Thread-safe: a second caller waits for the first one's read.
+    """
+    with _kernel_lock:
+        try:
+            with open("/proc/modules", "rb") as f:
+                modules = f.read(4 << 20)
+        except OSError:
+            modules = b""
+        if _kernel_cache and _kernel_cache[0][0] == modules:
+            return _kernel_cache[0][1]
+        found = KernelSymbols()
+        _kernel_cache[:] = [(modules, found)]
+        return found
 
 
 class KernelSymbols:
@@ -288,10 +296,11 @@ class Symbolizer:
         self.lookups = 0
         """Distinct addresses symbolized (the cache misses), for the benchmark."""
 
-    def warm(self, *, kernel: bool) -> None:
-        """Reads what every profile needs ahead of the first drain (the kernel's symbols)."""
-        if kernel and self._kernel is None:
-            self._kernel = kernel_symbols()
+    @staticmethod
+    def warm(*, kernel: bool) -> None:
+        """Reads what every profile needs ahead of the first drain (the kernel's symbols); thread-safe."""
+        if kernel:
+            kernel_symbols()
 
     def new_generation(self) -> None:
         self.generation += 1
