@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from pyprobe._ffi import cstr, ffi, lib
@@ -137,6 +138,60 @@ class Link(Resource):
     def __repr__(self) -> str:
         state = "detached" if self.closed else f"fd={self.fd}"
         return f"<{type(self).__name__} {self.description} {state}>"
+
+
+class _OwnedLink(Link):
+    """A link released by a function of its own rather than by libbpf's ``bpf_link__destroy``.
+
+    Same life cycle as every :class:`Link`: close() (or detach()) releases it, a context manager
+    closes it, its object's close() closes it, a finalizer is the last resort.
+    """
+
+    def __init__(self, release: Callable[[], None], program: ProgramCore, *, description: str) -> None:
+        self._release_fn = release
+        super().__init__(ffi.NULL, program, description=description)
+
+    def _own(self, release: Callable[[], None], what: str, parent: Any = None) -> None:
+        super()._own(self._release_fn, what, parent)
+
+
+class _AttachmentLink(_OwnedLink):
+    """A program attached without a kernel link (``setsockopt``, BPF_PROG_ATTACH, a classic TC filter).
+
+    Closing it undoes the attach. It has no fd, kernel id or type, and cannot be pinned; it belongs
+    to its program's object like every link and is detached when the object closes.
+    """
+
+    def _no_kernel_link(self, doing: str) -> BpfError:
+        return BpfError(
+            errno.EOPNOTSUPP, f"{self.description} is not a kernel link: it has no fd, id, type or pin",
+            context=f"{doing} {self.description}",
+        )  # fmt: skip
+
+    @property
+    def fd(self) -> int:
+        """-1: the attach made no kernel link."""
+        self._check_open()
+        return -1
+
+    def _info(self) -> Any:
+        raise self._no_kernel_link("get info of")
+
+    @property
+    def pin_path(self) -> str | None:
+        """None: such attachments cannot be pinned."""
+        return None
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Raises BpfError (EOPNOTSUPP): only kernel links can be pinned."""
+        raise self._no_kernel_link(f"pin at {os.fspath(path)}")
+
+    def unpin(self) -> None:
+        """Raises BpfError (EOPNOTSUPP): only kernel links can be pinned."""
+        raise self._no_kernel_link("unpin")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description} {'detached' if self.closed else 'attached'}>"
 
 
 class UprobeLink(Link):

@@ -17,10 +17,7 @@ from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, ProgramType
 from pyprobe.errors import AttachError, BpfError, UnsupportedError, check_int, check_ptr
-from pyprobe.link import (
-    Link,
-    XdpLink,
-)
+from pyprobe.link import Link, XdpLink, _AttachmentLink, _OwnedLink
 
 if TYPE_CHECKING:
     from pyprobe.program import Program
@@ -51,21 +48,6 @@ def _interface(interface: object, context: str) -> tuple[int, str]:
     except (OSError, ValueError, OverflowError):
         raise AttachError(errno.ENODEV, f"no network interface {interface!r}", context=context) from None
     raise TypeError(f"{context}: interface must be a name or an ifindex, not {type(interface).__name__}")
-
-
-class _OwnedLink(Link):
-    """A link released by a function of its own rather than by libbpf's ``bpf_link__destroy``.
-
-    Same life cycle as every :class:`Link`: close() (or detach()) releases it, a context manager
-    closes it, its object's close() closes it, a finalizer is the last resort.
-    """
-
-    def __init__(self, release: Callable[[], None], program: ProgramCore, *, description: str) -> None:
-        self._release_fn = release
-        super().__init__(ffi.NULL, program, description=description)
-
-    def _own(self, release: Callable[[], None], what: str, parent: Any = None) -> None:
-        super()._own(self._release_fn, what, parent)
 
 
 class _FdLink(_OwnedLink):
@@ -158,7 +140,7 @@ def _netns() -> tuple[int, int, int]:
     return fd, st.st_dev, st.st_ino
 
 
-class TcLink(_OwnedLink):
+class TcLink(_AttachmentLink):
     """A classic TC filter: a direct-action bpf filter on the interface's clsact qdisc.
 
     Made by :meth:`NetworkAttach.attach_tcx` where the kernel has no tcx links (before Linux 6.6) or
@@ -184,32 +166,11 @@ class TcLink(_OwnedLink):
         self.priority = priority
         self.created_qdisc = created_qdisc
 
-    def _no_link(self, doing: str) -> UnsupportedError:
+    def _no_kernel_link(self, doing: str) -> UnsupportedError:
         return UnsupportedError(
             errno.EOPNOTSUPP, "a classic TC filter is no kernel link", context=f"{doing} {self.description}",
             hint="tcx links (Linux 6.6) have an fd, an id and can be pinned",
         )  # fmt: skip
-
-    @property
-    def fd(self) -> int:
-        """-1: a classic TC filter has no fd."""
-        return -1
-
-    def _info(self) -> Any:
-        raise self._no_link("get info of")
-
-    @property
-    def pin_path(self) -> str | None:
-        """None: a classic TC filter cannot be pinned."""
-        return None
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Raises :class:`UnsupportedError`: a classic TC filter cannot be pinned."""
-        raise self._no_link("pin")
-
-    def unpin(self) -> None:
-        """Raises :class:`UnsupportedError`: a classic TC filter cannot be pinned."""
-        raise self._no_link("unpin")
 
     def __repr__(self) -> str:
         state = "detached" if self.closed else f"handle={self.handle:#x} priority={self.priority}"

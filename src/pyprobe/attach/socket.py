@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyprobe import features
 from pyprobe._ffi import ffi, lib
-from pyprobe._resource import ClosedError
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, MapType, ProgramType
 from pyprobe.errors import AttachError, BpfError, check_ptr, error_from_errno
-from pyprobe.link import Link
+from pyprobe.link import Link, _AttachmentLink
 from pyprobe.maps import Map
 from pyprobe.maps._socket import SocketLike, socket_fd
 
 if TYPE_CHECKING:
-    from pyprobe.program import Program
+    pass
 
 __all__ = ["NetnsLink", "ReuseportLink", "SockMapLink", "SocketAttach", "SocketFilterLink"]
 
@@ -48,58 +47,7 @@ _SOCKMAP_FEATURE = {ProgramType.SK_MSG: "sk_msg", ProgramType.SK_SKB: "sk_skb"}
 _NETNS_FEATURE = {ProgramType.SK_LOOKUP: "sk_lookup", ProgramType.FLOW_DISSECTOR: "flow_dissector"}
 
 
-class _ProgAttachLink(Link):
-    """A program attached without a kernel link (``setsockopt`` or BPF_PROG_ATTACH).
-
-    Closing it undoes the attach. It has no fd, kernel id or type, and cannot be pinned; it belongs
-    to its program's object like every link and is detached when the object closes.
-    """
-
-    def __init__(self, release: Callable[[], None], program: ProgramCore, *, description: str) -> None:
-        self._ptr = ffi.NULL
-        self._also = ()
-        self.program = cast("Program", program)
-        self.description = description
-        self._own(release, description, program._object._guard)
-        try:
-            program._object._adopt_link(self)
-        except ClosedError:  # the object was closed in another thread meanwhile
-            self.close()
-            raise
-
-    def _no_kernel_link(self, doing: str) -> BpfError:
-        return BpfError(
-            errno.EOPNOTSUPP, f"{self.description} is not a kernel link: it has no fd, id, type or pin",
-            context=f"{doing} {self.description}",
-        )  # fmt: skip
-
-    @property
-    def fd(self) -> int:
-        """-1: the attach made no kernel link."""
-        self._check_open()
-        return -1
-
-    def _info(self) -> Any:
-        raise self._no_kernel_link("get info of")
-
-    @property
-    def pin_path(self) -> str | None:
-        """None: such attachments cannot be pinned."""
-        return None
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Raises BpfError (EOPNOTSUPP): only kernel links can be pinned."""
-        raise self._no_kernel_link(f"pin at {os.fspath(path)}")
-
-    def unpin(self) -> None:
-        """Raises BpfError (EOPNOTSUPP): only kernel links can be pinned."""
-        raise self._no_kernel_link("unpin")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.description} {'detached' if self.closed else 'attached'}>"
-
-
-class SocketFilterLink(_ProgAttachLink):
+class SocketFilterLink(_AttachmentLink):
     """A socket filter on one socket (SO_ATTACH_BPF): ``socket_fd`` (the caller's fd at attach time).
 
     It holds a duplicate of the socket's fd until closed (so a detach never lands on a reused fd
@@ -112,7 +60,7 @@ class SocketFilterLink(_ProgAttachLink):
         self.socket_fd = socket_fd
 
 
-class ReuseportLink(_ProgAttachLink):
+class ReuseportLink(_AttachmentLink):
     """The selector program of a SO_REUSEPORT group (SO_ATTACH_REUSEPORT_EBPF): ``socket_fd``.
 
     Like :class:`SocketFilterLink` it holds a duplicate of the socket's fd until closed; closing
@@ -125,7 +73,7 @@ class ReuseportLink(_ProgAttachLink):
         self.socket_fd = socket_fd
 
 
-class SockMapLink(_ProgAttachLink):
+class SockMapLink(_AttachmentLink):
     """An sk_msg or sk_skb program on a sockmap or sockhash (BPF_PROG_ATTACH): ``map_name`` and
     ``attach_type``. It holds its own references to the map and the program until closed."""
 
