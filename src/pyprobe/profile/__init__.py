@@ -1,0 +1,5 @@
+"""A sampling CPU profiler."""
+
+from pyprobe.profile._sampler import RawStack, Sampler
+
+__all__ = ["RawStack", "Sampler"]
