@@ -13,6 +13,7 @@ const volatile bool filter_pids = false;  /* only processes (tgids) in `pids` */
 const volatile bool want_user = true;
 const volatile bool want_kernel = true;
 const volatile __u32 stack_bytes = 16384; /* a multiple of 8, at most PD_MAX_STACK */
+const volatile bool fp_stacks = false;     /* also walk the frame pointers (to compare both modes) */
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -32,6 +33,13 @@ struct {
     __uint(key_size, sizeof(__u32));
     __uint(value_size, 127 * sizeof(__u64));
 } kstacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+    __uint(max_entries, 1); /* sized by user space when fp_stacks is set */
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, 127 * sizeof(__u64));
+} ustacks SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -73,6 +81,7 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
     s->flags = 0;
     s->stack_len = 0;
     s->kstack_id = want_kernel ? bpf_get_stackid(ctx, &kstacks, 0) : -1;
+    s->ustack_id = fp_stacks ? bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK) : -1;
     bpf_get_current_comm(s->comm, sizeof(s->comm));
     __builtin_memset(s->regs, 0, sizeof(s->regs));
 

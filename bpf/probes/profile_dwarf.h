@@ -21,7 +21,7 @@ struct pd_sample {
     __s32 kstack_id;  /* id in the kstacks map, or a negative errno */
     __u32 stack_len;  /* bytes of stack[] that follow, copied from regs[7] (rsp) upward */
     __u32 flags;
-    __u32 _pad;
+    __s32 ustack_id;  /* frame-pointer walk of the same stack in `ustacks` (with fp_stacks), or a negative errno */
     __u64 regs[PD_NREGS];
     char comm[PD_COMM_LEN];
     __u8 stack[PD_MAX_STACK];

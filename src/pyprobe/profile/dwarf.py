@@ -40,7 +40,7 @@ MAX_STACK_BYTES = 28672
 _MAX_PIDS = 1024
 _POLL = 0.05
 _REFRESH = 0.5  # the shortest time between two reads of one process's maps
-_HEAD = struct.Struct("<IIiII")  # pid, tid, kstack_id, stack_len, flags
+_HEAD = struct.Struct("<IIiIIi")  # pid, tid, kstack_id, stack_len, flags, ustack_id
 _COMM = 160  # offsetof(struct pd_sample, comm)
 _PD_USER, _PD_TRUNCATED = 1, 2
 
@@ -78,6 +78,8 @@ class DwarfSampler:
     opens the perf events and attaches; :meth:`drain` returns the stacks
     since the last drain (blocks for one pass over the ring buffer, a few ms);
     :meth:`close` stops and frees every fd, link and the object (idempotent).
+    ``fp_stacks`` also walks the frame pointers of each sample in the
+    kernel, to compare both modes on the same samples (:meth:`drain_with_fp`).
     Raises ValueError for a bad argument, UnsupportedError off x86-64 or on
     a kernel without ``bpf_task_pt_regs`` (5.15), pyprobe's errors otherwise.
     """
@@ -91,6 +93,7 @@ class DwarfSampler:
         kernel: bool = True,
         stack_bytes: int = 16384,
         max_frames: int = 127,
+        fp_stacks: bool = False,
     ) -> None:
         if platform.machine() not in ("x86_64", "AMD64"):
             raise UnsupportedError(0, f"DWARF unwinding supports x86-64 only, not {platform.machine()}")
@@ -119,8 +122,9 @@ class DwarfSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._agg: dict[tuple[int, int, bytes, tuple[int, ...], tuple[int, ...]], int] = {}
-        self._pending: dict[tuple[int, int, bytes, tuple[int, ...], int], int] = {}
+        _Key = tuple[int, int, bytes, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+        self._agg: dict[_Key, int] = {}
+        self._pending: dict[tuple[int, int, bytes, tuple[int, ...], int, int], int] = {}
         self._events: list[PerfEvent] = []
         self._links: list[Link] = []
         self._reader: RingBuffer[bytes] | None = None
@@ -135,6 +139,9 @@ class DwarfSampler:
             spec.rodata.want_user = bool(user)
             spec.rodata.want_kernel = bool(kernel)
             spec.rodata.stack_bytes = stack_bytes
+            spec.rodata.fp_stacks = bool(fp_stacks)
+            if fp_stacks:
+                spec.maps["ustacks"].max_entries = 16384
             # half a second of samples at full rate fits, so one slow pass loses none
             rate = len(online_cpus()) * frequency * (HEADER_SIZE + (stack_bytes if user else 0))
             size = 4 << 20
@@ -182,13 +189,21 @@ class DwarfSampler:
 
     def drain(self) -> list[RawStack]:
         """The stacks sampled since the last drain, counted; reads and unwinds what the ring buffer holds first."""
+        merged: dict[tuple[int, int, str, tuple[int, ...], tuple[int, ...]], int] = {}
+        for stack, _fp in self.drain_with_fp():
+            key = (stack.pid, stack.tid, stack.comm, stack.user, stack.kernel)
+            merged[key] = merged.get(key, 0) + stack.count
+        return [RawStack(*key, count) for key, count in merged.items()]
+
+    def drain_with_fp(self) -> list[tuple[RawStack, tuple[int, ...]]]:
+        """As :meth:`drain`, each stack with the frame-pointer walk of its samples (empty without ``fp_stacks``)."""
         with self._lock:
             if not self._closed:
                 self._pass()
             agg, self._agg = self._agg, {}
         return [
-            RawStack(pid, tid, comm.decode("utf-8", "replace"), user, kernel, count)
-            for (pid, tid, comm, user, kernel), count in agg.items()
+            (RawStack(pid, tid, comm.decode("utf-8", "replace"), user, kernel, count), fp)
+            for (pid, tid, comm, user, kernel, fp), count in agg.items()
         ]
 
     def close(self) -> None:
@@ -243,7 +258,7 @@ class DwarfSampler:
         for i in range(n):
             off = offsets[i]
             if offsets[i + 1] - off < HEADER_SIZE:
-                heads.append((0, 0, -1, 0, 0))
+                heads.append((0, 0, -1, 0, 0, -1))
                 continue
             heads.append(_HEAD.unpack_from(raw, off))
         pids = [h[0] for h in heads]
@@ -267,7 +282,7 @@ class DwarfSampler:
         stats.unwind_ns += time.perf_counter_ns() - t0
         mf, pending = self._max_frames, self._pending
         for i in range(n):
-            pid, tid, kid, _stack_len, rflags = heads[i]
+            pid, tid, kid, _stack_len, rflags, uid = heads[i]
             stats.records += 1
             k = nips[i]
             user: tuple[int, ...] = ()
@@ -283,27 +298,34 @@ class DwarfSampler:
                 user = tuple(ips[i * mf : i * mf + k])
             off = offsets[i]
             comm = raw[off + _COMM : off + HEADER_SIZE].split(b"\0", 1)[0]
-            key = (pid, tid, comm, user, kid if kid >= 0 else -1)
+            key = (pid, tid, comm, user, kid if kid >= 0 else -1, uid if uid >= 0 else -1)
             pending[key] = pending.get(key, 0) + 1
 
     def _resolve_kernel(self) -> None:
-        """Moves this pass's counts to ``_agg`` with kernel stack ids turned into addresses, then frees the ids."""
+        """Moves this pass's counts to ``_agg`` with stack ids turned into addresses, then frees the ids."""
         if not self._pending:
             return
-        kmap: Any = self._obj.maps["kstacks"]
-        stacks: dict[int, tuple[int, ...]] = {-1: ()}
+        maps: Any = self._obj.maps
+        kstacks: dict[int, tuple[int, ...]] = {-1: ()}
+        ustacks: dict[int, tuple[int, ...]] = {-1: ()}
         agg = self._agg
-        for (pid, tid, comm, user, kid), count in self._pending.items():
-            kernel = stacks.get(kid)
-            if kernel is None:
-                try:
-                    kernel = stacks[kid] = tuple(kmap[kid])
-                except KeyError:
-                    kernel = stacks[kid] = ()
-            key = (pid, tid, comm, user, kernel)
+        for (pid, tid, comm, user, kid, uid), count in self._pending.items():
+            key = (pid, tid, comm, user, _stack(maps["kstacks"], kstacks, kid), _stack(maps["ustacks"], ustacks, uid))
             agg[key] = agg.get(key, 0) + count
         self._pending = {}
-        for kid in stacks:
-            if kid >= 0:
-                with contextlib.suppress(KeyError):
-                    del kmap[kid]
+        for name, ids in (("kstacks", kstacks), ("ustacks", ustacks)):
+            for sid in ids:
+                if sid >= 0:
+                    with contextlib.suppress(KeyError):
+                        del maps[name][sid]
+
+
+def _stack(m: Any, cache: dict[int, tuple[int, ...]], sid: int) -> tuple[int, ...]:
+    stack = cache.get(sid)
+    if stack is None:
+        try:
+            stack = tuple(m[sid])
+        except KeyError:
+            stack = ()
+        cache[sid] = stack
+    return stack
