@@ -239,8 +239,8 @@ class Unwinder:
             proc = self.procs[pid] = ProcessModules(pid)
         proc.read_at = time.monotonic()
         maps = read_maps(pid)
-        if maps is None:
-            return proc
+        if maps is None or (not maps and proc.mappings):
+            return proc  # gone, or a zombie (whose maps are empty): its last table stays
         rows: list[tuple[Mapping, ModuleCfi, Any, Any]] = []
         missing: list[str] = []
         for m in maps:

@@ -667,10 +667,15 @@ static const struct pyprobe_uw_module *uw_module(const struct pyprobe_uw_proc *p
 }
 
 /* One step: from the registers of a frame to its caller's. 1 on success, 0 at
- * the outermost frame, -1 when it cannot go on (flags say why). */
+ * the outermost frame, -1 when it cannot go on (flags say why). `exact` says
+ * that regs[rip] is where the frame was interrupted (the leaf, or the frame
+ * below a signal frame) rather than a return address; on return it says so
+ * of the caller (this frame is a signal frame). */
 static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s, uint64_t *regs, uint32_t *known,
-                   int first, uint32_t *flags)
+                   int *exact, uint32_t *flags)
 {
+    int first = *exact;
+
     const struct pyprobe_uw_module *m;
     struct uw_cie cie;
     struct uw_fde fde;
@@ -692,6 +697,7 @@ static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s,
             uw_read(s, fp + 8, &ra) < 0)
             return -1;
         *flags |= UW_F_FP;
+        *exact = 0;
         regs[UW_RBP] = next;
         regs[UW_RSP] = fp + 16;
         regs[UW_RIP] = ra;
@@ -707,6 +713,7 @@ static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s,
         *flags |= UW_F_BAD_CFI;
         return -1;
     }
+    *exact = cie.signal;
     if (fpc - m->bias < fde.pc_begin || fpc - m->bias >= fde.pc_end) {
         *flags |= UW_F_NO_CFI;
         return -1;
@@ -807,6 +814,7 @@ long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_
     uint64_t regs[UW_NREGS];
     uint32_t known = (1u << UW_NREGS) - 1, n = 0;
     struct uw_stack s = {regs_in[UW_RSP], stack, stack_len};
+    int exact = 1;
 
     *flags = 0;
     if (max_frames == 0)
@@ -814,7 +822,7 @@ long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_
     memcpy(regs, regs_in, sizeof(regs));
     ips[n++] = regs[UW_RIP];
     while (n < max_frames) {
-        int r = uw_step(proc, &s, regs, &known, n == 1, flags);
+        int r = uw_step(proc, &s, regs, &known, &exact, flags);
 
         if (r < 0)
             break;
