@@ -329,3 +329,41 @@ def test_load_cfi_rejects_non_elf_and_truncated_files() -> None:
     assert load_cfi(io.BytesIO(data)) is not None
     for cut in (16, 64, 1000, len(data) // 2):
         load_cfi(io.BytesIO(data[:cut]))  # None or tables: never an exception
+
+
+@pytest.mark.parametrize("name", ["proftarget_nofp", "proftarget_fp"])
+def test_profiler_dwarf_mode_finds_the_truth(name: str) -> None:
+    """Through the Profiler (call_graph="dwarf"): the demangled methods 3:1, run() and main in every stack."""
+    from pyprobe.profile import Profiler
+
+    binary = target(name)
+    p = subprocess.Popen([str(binary), "60"], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout is not None and p.stdout.readline().startswith(b"proftarget pid")
+        profiler = Profiler(pids=[p.pid], frequency=HZ, call_graph="dwarf", kernel=False, interval=0.2)
+        profiler.start()
+        start, deadline = _cpu_ticks(p.pid), time.monotonic() + 60
+        while _cpu_ticks(p.pid) - start < 300 and time.monotonic() < deadline:  # 3 CPU seconds: ~600 samples
+            time.sleep(0.2)
+        profile = profiler.stop()
+    finally:
+        p.kill()
+        p.wait()
+        if p.stdout:
+            p.stdout.close()
+    heavy = light = other = 0
+    for sample in profile.samples:
+        names = [f.name for f in sample.frames]
+        leaf = names[-1] if names else ""
+        if leaf.startswith("work::Shapes::heavy"):
+            heavy += sample.count
+        elif leaf.startswith("work::Shapes::light"):
+            light += sample.count
+        else:
+            other += sample.count
+            continue
+        assert any(n.startswith("work::run(") for n in names), names
+        assert "main" in names, names
+    assert heavy + light > 300, (heavy, light, other)
+    assert other < 0.05 * (heavy + light + other)
+    assert abs(heavy / (heavy + light) - 0.75) < 0.04, (heavy, light)

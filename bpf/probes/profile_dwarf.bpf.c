@@ -150,3 +150,15 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
     __sync_fetch_and_add(&st->samples, 1);
     return 0;
 }
+
+/* With follow_forks (autoload), a child of a sampled process is sampled too. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(profile_dwarf_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 ppid = BPF_CORE_READ(parent, tgid), cpid = BPF_CORE_READ(child, tgid);
+    __u8 one = 1;
+
+    if (ppid != cpid && bpf_map_lookup_elem(&pids, &ppid))
+        bpf_map_update_elem(&pids, &cpid, &one, BPF_ANY);
+    return 0;
+}

@@ -78,7 +78,9 @@ class DwarfSampler:
     opens the perf events and attaches; :meth:`drain` returns the stacks
     since the last drain (blocks for one pass over the ring buffer, a few ms);
     :meth:`close` stops and frees every fd, link and the object (idempotent).
-    ``fp_stacks`` also walks the frame pointers of each sample in the
+    With ``follow_forks`` (and ``pids``), children the processes start are
+    sampled too (tp_btf, Linux 5.5). :attr:`lost` counts samples the ring
+    buffer had no room for. ``fp_stacks`` also walks the frame pointers of each sample in the
     kernel, to compare both modes on the same samples (:meth:`drain_with_fp`).
     Raises ValueError for a bad argument, UnsupportedError off x86-64 or on
     a kernel without ``bpf_task_pt_regs`` (5.15), pyprobe's errors otherwise.
@@ -94,6 +96,7 @@ class DwarfSampler:
         stack_bytes: int = 16384,
         max_frames: int = 127,
         fp_stacks: bool = False,
+        follow_forks: bool = True,
     ) -> None:
         if platform.machine() not in ("x86_64", "AMD64"):
             raise UnsupportedError(0, f"DWARF unwinding supports x86-64 only, not {platform.machine()}")
@@ -117,6 +120,9 @@ class DwarfSampler:
         self.pids = pid_list
         self.stack_bytes = stack_bytes
         self.stats = UnwindStats()
+        self.lost = 0
+        """Samples dropped because the ring buffer was full (read at each drain)."""
+        self.follow_forks = follow_forks and pid_list is not None
         self._unwinder = Unwinder(max_frames=max_frames)
         self._max_frames = max_frames
         self._lock = threading.Lock()
@@ -142,6 +148,7 @@ class DwarfSampler:
             spec.rodata.fp_stacks = bool(fp_stacks)
             if fp_stacks:
                 spec.maps["ustacks"].max_entries = 16384
+            spec.programs["profile_dwarf_fork"].autoload = self.follow_forks
             # half a second of samples at full rate fits, so one slow pass loses none
             rate = len(online_cpus()) * frequency * (HEADER_SIZE + (stack_bytes if user else 0))
             size = 4 << 20
@@ -180,6 +187,8 @@ class DwarfSampler:
             return
         for pid in self.pids or ():
             self._unwinder.refresh(pid)
+        if self.follow_forks:
+            self._links.append(self._obj.programs["profile_dwarf_fork"].attach_trace())
         self._events = open_sampling("cpu-clock", frequency=self.frequency)
         prog = self._obj.programs["profile_dwarf"]
         for ev in self._events:
@@ -249,6 +258,8 @@ class DwarfSampler:
                 break
             self._unwind(batch.raw, batch.offsets, len(batch))
         self._resolve_kernel()
+        stats: Any = self._obj.maps["stats"]
+        self.lost = sum(int(cpu.dropped) for cpu in stats[0])
 
     def _unwind(self, raw: bytes, offsets: Sequence[int], n: int) -> None:
         from pyprobe._ffi import ffi
