@@ -9,8 +9,8 @@ same moment. Prints the user stack depth in both modes, how many DWARF stacks
 reach their outermost frame (_start or clone), and the costs:
 
 - unwind: the C unwinder alone per sample (the captured batches replayed,
-  best of REPLAYS), and the whole user-space pass per sample (ring buffer
-  read, unwind, aggregation);
+  best of REPLAYS), with its row cache warm and with no cache, and the
+  user-space unwinding step per sample as it ran (with the Python around it);
 - BPF: the program's run time per sample (kernel.bpf_stats_enabled) when it
   copies registers + STACK bytes, against a program that walks frame pointers
   only (the same object with the copy off and fp_stacks on);
@@ -31,7 +31,7 @@ from typing import Any
 from _common import BUILD
 
 from pyprobe import system
-from pyprobe.profile._unwind import F_OUTERMOST
+from pyprobe.profile._unwind import F_OUTERMOST, Unwinder
 from pyprobe.profile.dwarf import DwarfSampler
 
 HZ = 499
@@ -53,11 +53,14 @@ class Capturing(DwarfSampler):
         super()._unwind(raw, offsets, n)
 
 
-def replay_ns(s: Capturing) -> float:
-    """Best per-sample time of the C unwinder over the captured batches."""
+def replay_ns(s: Capturing, *, cache: bool = True) -> float:
+    """Best per-sample time of the C unwinder over the captured batches (with its row cache, or none)."""
     from pyprobe._ffi import ffi
 
     unwinder = s._unwinder
+    if not cache:
+        unwinder = Unwinder(max_frames=unwinder.max_frames, cache_entries=0)
+        unwinder.procs = s._unwinder.procs
     batches = []
     for raw, offsets, n in s.captured:
         pids = [int.from_bytes(raw[o : o + 4], "little") for o in offsets[:-1]]
@@ -128,6 +131,7 @@ def depth_stats(s: Capturing, seconds: float, pid: int) -> dict[str, float]:
         "outermost": outer / max(st.user_records, 1),
         "pass_ns": st.unwind_ns / max(st.user_records, 1),
         "c_ns": replay_ns(s),
+        "c_nocache_ns": replay_ns(s, cache=False),
     }
 
 
@@ -176,7 +180,7 @@ def main() -> None:
             print(f"user stack depth, DWARF vs frame pointers on the same samples ({HZ} Hz, {SECONDS:.0f} s each)")
             print(
                 f"  {'workload':20s} {'samples':>7s} {'dwarf mean/med/max':>19s} {'fp mean/med':>12s}"
-                f" {'fp<=2':>6s} {'outermost':>9s} {'C ns/smp':>9s} {'pass ns/smp':>11s}"
+                f" {'fp<=2':>6s} {'outermost':>9s} {'C ns/smp':>9s} {'no cache':>9s} {'pass ns/smp':>11s}"
             )
             for name, cmd in workloads(tmp).items():
                 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,7 +196,7 @@ def main() -> None:
                     f"  {name:20s} {d['samples']:7d}"
                     f" {d['dwarf_mean']:7.1f}/{d['dwarf_median']:4.0f}/{d['dwarf_max']:4d}"
                     f"    {d['fp_mean']:5.1f}/{d['fp_median']:4.0f} {100 * d['fp_short']:5.0f}%"
-                    f" {100 * d['outermost']:8.0f}% {d['c_ns']:9.0f} {d['pass_ns']:11.0f}"
+                    f" {100 * d['outermost']:8.0f}% {d['c_ns']:9.0f} {d['c_nocache_ns']:9.0f} {d['pass_ns']:11.0f}"
                 )
             print(f"BPF program run time per sample (proftarget_nofp, {HZ} Hz)")
             p = subprocess.Popen([str(TARGET), "60"], stdout=subprocess.DEVNULL)

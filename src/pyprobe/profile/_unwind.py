@@ -185,8 +185,16 @@ class Unwinder:
     Not thread-safe: one thread calls it. Owns only Python memory.
     """
 
-    def __init__(self, *, max_frames: int = 127, max_cfi_bytes: int = 1 << 30, max_records: int = 4096) -> None:
+    def __init__(
+        self, *, max_frames: int = 127, max_cfi_bytes: int = 1 << 30, max_records: int = 4096, cache_entries: int = 4096
+    ) -> None:
+        if cache_entries & (cache_entries - 1):
+            raise ValueError(f"cache_entries must be 0 or a power of two, not {cache_entries}")
         self.max_frames = max_frames
+        self.cache_entries = cache_entries
+        # rows of the CFI by (module, address), kept between batches (zeroed: no entry matches)
+        self._cache = ffi.new("char[]", max(cache_entries, 1) * int(lib.pyprobe_uw_cache_entry_size()))
+        self._cache_ptr = ffi.cast("struct pyprobe_uw_cache_entry *", self._cache) if cache_entries else ffi.NULL
         self.max_cfi_bytes = max_cfi_bytes
         self._files: dict[tuple[int, ...], tuple[ModuleCfi | None, Any, Any]] = {}
         self._cfi_bytes = 0
@@ -288,8 +296,9 @@ class Unwinder:
             if proc is not None:
                 procs[i].nmods, procs[i].mods = proc.nmods, proc.array
         lib.pyprobe_uw_batch(
-            procs, len(order), buf, offsets, n, HEADER_SIZE, self._ips, self._nips, self._flags, self.max_frames
-        )
+            procs, len(order), buf, offsets, n, HEADER_SIZE, self._ips, self._nips, self._flags, self.max_frames,
+            self._cache_ptr, self.cache_entries,
+        )  # fmt: skip
         return self._ips_view, self._nips, self._flags
 
 

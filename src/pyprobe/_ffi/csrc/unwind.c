@@ -666,23 +666,117 @@ static const struct pyprobe_uw_module *uw_module(const struct pyprobe_uw_proc *p
     return NULL;
 }
 
+/* The CFI row of file address `pc` in module `m`: finds the FDE, runs its
+ * CIE's and its own instructions. 0 or -1 (flags say why). */
+static int uw_row_for(const struct pyprobe_uw_module *m, uint64_t pc, struct uw_row *row, int *signal,
+                      uint32_t *flags)
+{
+    struct uw_cie cie;
+    struct uw_fde fde;
+    struct uw_row init;
+    int64_t off = uw_find_fde(m, pc);
+
+    if (off < 0) {
+        *flags |= UW_F_NO_CFI;
+        return -1;
+    }
+    if (uw_parse_fde(m, (uint64_t)off, &fde, &cie) < 0) {
+        *flags |= UW_F_BAD_CFI;
+        return -1;
+    }
+    if (pc < fde.pc_begin || pc >= fde.pc_end) {
+        *flags |= UW_F_NO_CFI;
+        return -1;
+    }
+    memset(&init, 0, sizeof(init));
+    if (uw_run(&cie, cie.insns, cie.insns_end, 0, UINT64_MAX, &init, NULL) < 0) {
+        *flags |= UW_F_BAD_CFI;
+        return -1;
+    }
+    *row = init;
+    if (uw_run(&cie, fde.insns, fde.insns_end, fde.pc_begin, pc, row, &init) < 0) {
+        *flags |= UW_F_BAD_CFI;
+        return -1;
+    }
+    *signal = cie.signal;
+    return 0;
+}
+
+/* A direct-mapped cache of rows by (module, pc): most samples return through
+ * the same call sites, and running a large function's CFA program (hundreds of
+ * remember/restore_state in an interpreter loop) to each one costs far more than
+ * the rest of the step. A hit needs the same .eh_frame buffer (address and
+ * length) and every expression of the row inside it, so a stale entry can be
+ * wrong at worst, never a read outside the module's live tables. */
+struct pyprobe_uw_cache_entry {
+    const uint8_t *eh_frame;
+    uint64_t eh_frame_len;
+    uint64_t pc;
+    int signal;
+    struct uw_row row;
+};
+
+size_t pyprobe_uw_cache_entry_size(void)
+{
+    return sizeof(struct pyprobe_uw_cache_entry);
+}
+
+struct uw_cache {
+    struct pyprobe_uw_cache_entry *e;
+    uint64_t mask; /* entries - 1 (a power of two), or no cache when e is NULL */
+};
+
+static int uw_expr_in(const uint8_t *p, uint64_t len, const struct pyprobe_uw_module *m)
+{
+    return p >= m->eh_frame && (uint64_t)(p - m->eh_frame) <= m->eh_frame_len &&
+           len <= m->eh_frame_len - (uint64_t)(p - m->eh_frame);
+}
+
+static int uw_cached_row(const struct uw_cache *c, const struct pyprobe_uw_module *m, uint64_t pc,
+                         struct uw_row *row, int *signal, uint32_t *flags)
+{
+    struct pyprobe_uw_cache_entry *e;
+    uint64_t h;
+
+    if (!c || !c->e)
+        return uw_row_for(m, pc, row, signal, flags);
+    h = (pc ^ ((uint64_t)(uintptr_t)m->eh_frame >> 4)) * 0x9E3779B97F4A7C15ull;
+    e = &c->e[(h >> 32) & c->mask];
+    if (e->eh_frame == m->eh_frame && e->eh_frame_len == m->eh_frame_len && e->pc == pc && m->eh_frame) {
+        int ok = !e->row.cfa_is_expr || uw_expr_in(e->row.cfa_expr, e->row.cfa_expr_len, m);
+
+        for (int r = 0; ok && r < UW_NREGS; r++)
+            if (e->row.r[r].kind == R_EXPR || e->row.r[r].kind == R_VAL_EXPR)
+                ok = uw_expr_in(e->row.r[r].expr, e->row.r[r].expr_len, m);
+        if (ok) {
+            *row = e->row;
+            *signal = e->signal;
+            return 0;
+        }
+    }
+    if (uw_row_for(m, pc, row, signal, flags) < 0)
+        return -1;
+    e->eh_frame = m->eh_frame;
+    e->eh_frame_len = m->eh_frame_len;
+    e->pc = pc;
+    e->signal = *signal;
+    e->row = *row;
+    return 0;
+}
+
 /* One step: from the registers of a frame to its caller's. 1 on success, 0 at
  * the outermost frame, -1 when it cannot go on (flags say why). `exact` says
  * that regs[rip] is where the frame was interrupted (the leaf, or the frame
  * below a signal frame) rather than a return address; on return it says so
  * of the caller (this frame is a signal frame). */
-static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s, uint64_t *regs, uint32_t *known,
-                   int *exact, uint32_t *flags)
+static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_cache *cache, const struct uw_stack *s,
+                   uint64_t *regs, uint32_t *known, int *exact, uint32_t *flags)
 {
     int first = *exact;
-
     const struct pyprobe_uw_module *m;
-    struct uw_cie cie;
-    struct uw_fde fde;
-    struct uw_row init, row;
+    struct uw_row row;
     uint64_t pc = regs[UW_RIP], fpc, cfa, nregs[UW_NREGS];
     uint32_t nknown;
-    int64_t off;
 
     /* a return address points after the call: look up the call itself */
     fpc = first ? pc : pc - 1;
@@ -704,30 +798,8 @@ static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s,
         *known = (1u << UW_RBP) | (1u << UW_RSP) | (1u << UW_RIP);
         return ra ? 1 : 0;
     }
-    off = uw_find_fde(m, fpc - m->bias);
-    if (off < 0) {
-        *flags |= UW_F_NO_CFI;
+    if (uw_cached_row(cache, m, fpc - m->bias, &row, exact, flags) < 0)
         return -1;
-    }
-    if (uw_parse_fde(m, (uint64_t)off, &fde, &cie) < 0) {
-        *flags |= UW_F_BAD_CFI;
-        return -1;
-    }
-    *exact = cie.signal;
-    if (fpc - m->bias < fde.pc_begin || fpc - m->bias >= fde.pc_end) {
-        *flags |= UW_F_NO_CFI;
-        return -1;
-    }
-    memset(&init, 0, sizeof(init));
-    if (uw_run(&cie, cie.insns, cie.insns_end, 0, UINT64_MAX, &init, NULL) < 0) {
-        *flags |= UW_F_BAD_CFI;
-        return -1;
-    }
-    row = init;
-    if (uw_run(&cie, fde.insns, fde.insns_end, fde.pc_begin, fpc - m->bias, &row, &init) < 0) {
-        *flags |= UW_F_BAD_CFI;
-        return -1;
-    }
     if (row.cfa_is_expr) {
         if (uw_eval(row.cfa_expr, row.cfa_expr_len, regs, *known, s, 0, 0, &cfa) < 0) {
             *flags |= UW_F_STACK_END;
@@ -808,8 +880,8 @@ static int uw_step(const struct pyprobe_uw_proc *proc, const struct uw_stack *s,
 /* Unwinds one sample: `regs` (UW_NREGS values, all known) and the stack
  * copied from regs[rsp]. Writes up to max_frames instruction pointers, leaf
  * first, into `ips`; returns how many; `flags` says why it stopped. */
-long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_in, const uint8_t *stack,
-                       uint64_t stack_len, uint64_t *ips, uint32_t max_frames, uint32_t *flags)
+static long uw_unwind(const struct pyprobe_uw_proc *proc, const struct uw_cache *cache, const uint64_t *regs_in,
+                      const uint8_t *stack, uint64_t stack_len, uint64_t *ips, uint32_t max_frames, uint32_t *flags)
 {
     uint64_t regs[UW_NREGS];
     uint32_t known = (1u << UW_NREGS) - 1, n = 0;
@@ -822,7 +894,7 @@ long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_
     memcpy(regs, regs_in, sizeof(regs));
     ips[n++] = regs[UW_RIP];
     while (n < max_frames) {
-        int r = uw_step(proc, &s, regs, &known, &exact, flags);
+        int r = uw_step(proc, cache, &s, regs, &known, &exact, flags);
 
         if (r < 0)
             break;
@@ -835,6 +907,12 @@ long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_
     if (n == max_frames)
         *flags |= UW_F_MAX_FRAMES;
     return (long)n;
+}
+
+long pyprobe_uw_unwind(const struct pyprobe_uw_proc *proc, const uint64_t *regs_in, const uint8_t *stack,
+                       uint64_t stack_len, uint64_t *ips, uint32_t max_frames, uint32_t *flags)
+{
+    return uw_unwind(proc, NULL, regs_in, stack, stack_len, ips, max_frames, flags);
 }
 
 static const struct pyprobe_uw_proc *uw_proc(const struct pyprobe_uw_proc *procs, size_t nprocs, uint32_t pid)
@@ -858,12 +936,18 @@ static const struct pyprobe_uw_proc *uw_proc(const struct pyprobe_uw_proc *procs
  * of header before the stack): record i is buf[offsets[i] .. offsets[i+1]).
  * `procs` is sorted by pid. For record i, writes its frames to
  * ips[i * max_frames ...], their number to nips[i] and the stop reasons to
- * flags[i]. Records too short for their header or stack get 0 frames and
+ * flags[i]. `cache` (cache_entries of pyprobe_uw_cache_entry_size() bytes,
+ * zeroed, a power of two; NULL for none) keeps rows between calls. Records too short for their header or stack get 0 frames and
  * UW_F_STACK_END. Returns the total number of frames. */
 long pyprobe_uw_batch(const struct pyprobe_uw_proc *procs, size_t nprocs, const uint8_t *buf, const uint32_t *offsets,
-                      size_t n, uint32_t header, uint64_t *ips, uint32_t *nips, uint32_t *flags, uint32_t max_frames)
+                      size_t n, uint32_t header, uint64_t *ips, uint32_t *nips, uint32_t *flags, uint32_t max_frames,
+                      struct pyprobe_uw_cache_entry *cache, uint32_t cache_entries)
 {
     long total = 0;
+    struct uw_cache c = {cache, cache_entries ? cache_entries - 1 : 0};
+
+    if (cache_entries & (cache_entries - 1))
+        c.e = NULL; /* not a power of two: no cache */
 
     for (size_t i = 0; i < n; i++) {
         const uint8_t *rec = buf + offsets[i];
@@ -884,7 +968,7 @@ long pyprobe_uw_batch(const struct pyprobe_uw_proc *procs, size_t nprocs, const 
         if (stack_len > len - header)
             stack_len = (uint32_t)(len - header);
         memcpy(regs, rec + 24, sizeof(regs));
-        long k = pyprobe_uw_unwind(uw_proc(procs, nprocs, pid), regs, rec + header, stack_len,
+        long k = uw_unwind(uw_proc(procs, nprocs, pid), &c, regs, rec + header, stack_len,
                                    ips + i * (size_t)max_frames, max_frames, &flags[i]);
         nips[i] = (uint32_t)k;
         total += k;
