@@ -14,6 +14,9 @@ reach their outermost frame (_start or clone), and the costs:
 - BPF: the program's run time per sample (kernel.bpf_stats_enabled) when it
   copies registers + STACK bytes, against a program that walks frame pointers
   only (the same object with the copy off and fp_stacks on);
+- libdw: the same captured records unwound by elfutils' libdwfl the way perf's
+  unwind-libdw.c does (bench/libdw/unwind_libdw.c, one Dwfl for the run, its
+  caches warm; built here when libdw-dev is installed, else skipped);
 - the slowdown of proftarget_nofp at 99 Hz with no profiler, the frame-pointer
   mode and the DWARF mode, runs alternating (best of RUNS; the machine is shared).
 """
@@ -75,6 +78,29 @@ def replay_ns(s: Capturing, *, cache: bool = True) -> float:
     return best / max(total, 1)
 
 
+def build_libdw(tmp: str) -> str | None:
+    """bench/libdw/unwind_libdw.c built against libdw, or None without libdw-dev."""
+    if not os.path.exists("/usr/include/elfutils/libdwfl.h"):
+        return None
+    out = os.path.join(tmp, "unwind_libdw")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libdw", "unwind_libdw.c")
+    proc = subprocess.run(["cc", "-O2", "-o", out, src, "-ldw", "-lelf"], capture_output=True, text=True, check=False)
+    return out if proc.returncode == 0 else None
+
+
+def libdw_ns(exe: str, s: Capturing, pid: int, tmp: str) -> tuple[float, float]:
+    """(ns per sample, frames per sample) of libdwfl on the captured records of the live process ``pid``."""
+    path = os.path.join(tmp, "records.bin")
+    with open(path, "wb") as f:
+        for raw, offsets, n in s.captured:
+            for i in range(n):
+                rec = raw[offsets[i] : offsets[i + 1]]
+                f.write(len(rec).to_bytes(4, "little") + rec)
+    out = subprocess.run([exe, str(pid), path, str(REPLAYS)], capture_output=True, text=True, check=True).stdout
+    n, frames, ns = (float(x) for x in out.split())
+    return ns, frames / max(n, 1)
+
+
 def bpf_stats(on: bool) -> str:
     path = "/proc/sys/kernel/bpf_stats_enabled"
     with open(path) as f:
@@ -107,7 +133,7 @@ def workloads(tmp: str) -> dict[str, list[str]]:
     }
 
 
-def depth_stats(s: Capturing, seconds: float, pid: int) -> dict[str, float]:
+def depth_stats(s: Capturing, seconds: float, pid: int, libdw: str | None, tmp: str) -> dict[str, float]:
     s.start()
     time.sleep(seconds)
     pairs = s.drain_with_fp()
@@ -120,19 +146,22 @@ def depth_stats(s: Capturing, seconds: float, pid: int) -> dict[str, float]:
         n += raw.count
     st = s.stats
     outer = sum(c for f, c in st.stopped.items() if f & F_OUTERMOST)
-    return {
+    d = {
         "samples": n,
         "dwarf_mean": statistics.fmean(dwarf) if dwarf else 0,
         "dwarf_median": statistics.median(dwarf) if dwarf else 0,
         "dwarf_max": max(dwarf, default=0),
         "fp_mean": statistics.fmean(fp) if fp else 0,
         "fp_median": statistics.median(fp) if fp else 0,
-        "fp_short": sum(1 for d in fp if d <= 2) / max(len(fp), 1),
+        "fp_short": sum(1 for x in fp if x <= 2) / max(len(fp), 1),
         "outermost": outer / max(st.user_records, 1),
         "pass_ns": st.unwind_ns / max(st.user_records, 1),
         "c_ns": replay_ns(s),
         "c_nocache_ns": replay_ns(s, cache=False),
+        "frames": st.frames / max(st.user_records, 1),
     }
+    d["libdw_ns"], d["libdw_frames"] = libdw_ns(libdw, s, pid, tmp) if libdw else (0.0, 0.0)
+    return d
 
 
 def slowdown() -> None:
@@ -177,10 +206,12 @@ def main() -> None:
     old = bpf_stats(True)
     try:
         with tempfile.TemporaryDirectory(prefix="bench_unwind_") as tmp:
+            libdw = build_libdw(tmp)
             print(f"user stack depth, DWARF vs frame pointers on the same samples ({HZ} Hz, {SECONDS:.0f} s each)")
             print(
                 f"  {'workload':20s} {'samples':>7s} {'dwarf mean/med/max':>19s} {'fp mean/med':>12s}"
                 f" {'fp<=2':>6s} {'outermost':>9s} {'C ns/smp':>9s} {'no cache':>9s} {'pass ns/smp':>11s}"
+                f" {'libdw ns/smp':>12s} {'(frames)':>8s} {'(ours)':>6s}"
             )
             for name, cmd in workloads(tmp).items():
                 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,7 +219,7 @@ def main() -> None:
                 try:
                     s = Capturing(pids=[p.pid], frequency=HZ, fp_stacks=True)
                     with s:
-                        d = depth_stats(s, SECONDS, p.pid)
+                        d = depth_stats(s, SECONDS, p.pid, libdw, tmp)
                 finally:
                     p.kill()
                     p.wait()
@@ -197,6 +228,7 @@ def main() -> None:
                     f" {d['dwarf_mean']:7.1f}/{d['dwarf_median']:4.0f}/{d['dwarf_max']:4d}"
                     f"    {d['fp_mean']:5.1f}/{d['fp_median']:4.0f} {100 * d['fp_short']:5.0f}%"
                     f" {100 * d['outermost']:8.0f}% {d['c_ns']:9.0f} {d['c_nocache_ns']:9.0f} {d['pass_ns']:11.0f}"
+                    f" {d['libdw_ns']:12.0f} {d['libdw_frames']:8.1f} {d['frames']:6.1f}"
                 )
             print(f"BPF program run time per sample (proftarget_nofp, {HZ} Hz)")
             p = subprocess.Popen([str(TARGET), "60"], stdout=subprocess.DEVNULL)
