@@ -41,8 +41,11 @@ struct {
     __uint(value_size, 127 * sizeof(__u64));
 } ustacks SEC(".maps");
 
+/* one record per CPU, indexed by CPU number (an array, not a per-CPU array,
+ * whose values the kernel limits to 32 KiB); user space sets max_entries to
+ * the number of possible CPUs */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
     __type(value, struct pd_sample);
@@ -55,13 +58,12 @@ struct {
     __type(value, struct pd_stats);
 } stats SEC(".maps");
 
-#define PAGE 4096
 
 SEC("perf_event")
 int profile_dwarf(struct bpf_perf_event_data *ctx)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u32 pid = id >> 32, zero = 0;
+    __u32 pid = id >> 32, zero = 0, cpu = bpf_get_smp_processor_id();
     struct task_struct *task;
     struct pd_sample *s;
     struct pd_stats *st;
@@ -72,7 +74,7 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
         return 0;
     if (filter_pids && !bpf_map_lookup_elem(&pids, &pid))
         return 0;
-    s = bpf_map_lookup_elem(&scratch, &zero);
+    s = bpf_map_lookup_elem(&scratch, &cpu);
     st = bpf_map_lookup_elem(&stats, &zero);
     if (!s || !st)
         return 0;
@@ -116,18 +118,16 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
             /* page by page, so that the copy stops at the first unmapped page
              * (the top of the stack) instead of failing as a whole */
 #pragma unroll
-            for (int i = 0; i < PD_MAX_STACK / PAGE + 1; i++) {
-                __u64 chunk = PAGE - ((sp + off) & (PAGE - 1));
+            for (int i = 0; i < PD_MAX_STACK / PD_PAGE + 1; i++) {
+                __u64 at = off, chunk = PD_PAGE - ((sp + off) & (PD_PAGE - 1));
 
                 if (off >= want)
                     break;
                 if (chunk > want - off)
                     chunk = want - off;
-                if (off > PD_MAX_STACK - 1 || chunk > PAGE || chunk == 0)
+                if (at > PD_MAX_STACK - 1 || chunk > PD_PAGE)
                     break;
-                if (off + chunk > PD_MAX_STACK)
-                    break;
-                if (bpf_probe_read_user(&s->stack[off], chunk, (void *)(sp + off))) {
+                if (bpf_probe_read_user(&s->stack[at], chunk, (void *)(sp + at))) {
                     s->flags |= PD_TRUNCATED;
                     break;
                 }

@@ -6,9 +6,9 @@
 
 /* x86-64 registers in DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then rip (16) */
 #define PD_NREGS 17
-/* the most stack bytes one sample carries (the record sits in a per-CPU
- * array value, which the kernel limits to 32 KiB) */
-#define PD_MAX_STACK 28672
+/* the most stack bytes one sample carries */
+#define PD_MAX_STACK 57344
+#define PD_PAGE 4096
 #define PD_COMM_LEN 16
 
 /* flags */
@@ -24,7 +24,9 @@ struct pd_sample {
     __s32 ustack_id;  /* frame-pointer walk of the same stack in `ustacks` (with fp_stacks), or a negative errno */
     __u64 regs[PD_NREGS];
     char comm[PD_COMM_LEN];
-    __u8 stack[PD_MAX_STACK];
+    /* a page more than is ever copied: a copy at offset < PD_MAX_STACK of at
+     * most a page fits, which every verifier can prove from those two bounds */
+    __u8 stack[PD_MAX_STACK + PD_PAGE];
 };
 
 #define PD_HEADER_SIZE 176  /* offsetof(struct pd_sample, stack) */

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyprobe._data import probe_file
+from pyprobe._ffi import lib
 from pyprobe.errors import LoadError, UnsupportedError
 from pyprobe.profile._sampler import RawStack
 from pyprobe.profile._unwind import F_NO_MODULE, HEADER_SIZE, Unwinder
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_STACK_BYTES", "DwarfSampler", "UnwindStats"]
 
-MAX_STACK_BYTES = 28672
-"""The most stack one sample can copy (``PD_MAX_STACK``: the record lives in a per-CPU map value)."""
+MAX_STACK_BYTES = 57344
+"""The most stack one sample can copy (``PD_MAX_STACK``)."""
 _MAX_PIDS = 1024
 _POLL = 0.05
 _REFRESH = 0.5  # the shortest time between two reads of one process's maps
@@ -149,6 +150,7 @@ class DwarfSampler:
             if fp_stacks:
                 spec.maps["ustacks"].max_entries = 16384
             spec.programs["profile_dwarf_fork"].autoload = self.follow_forks
+            spec.maps["scratch"].max_entries = int(lib.libbpf_num_possible_cpus())
             # half a second of samples at full rate fits, so one slow pass loses none
             rate = len(online_cpus()) * frequency * (HEADER_SIZE + (stack_bytes if user else 0))
             size = 4 << 20
@@ -158,7 +160,7 @@ class DwarfSampler:
             try:
                 self._obj: BpfObject = spec.load()
             except LoadError as exc:
-                if "bpf_task_pt_regs" in (exc.log or "") or "unknown func" in (exc.log or ""):
+                if "unknown func bpf_task_pt_regs" in (exc.log or ""):
                     raise UnsupportedError(
                         exc.errno or 0, "DWARF stack sampling needs bpf_task_pt_regs (Linux 5.15)"
                     ) from exc
