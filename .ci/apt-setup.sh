@@ -14,4 +14,4 @@ apt-get install -y -qq --no-install-recommends \
     clang llvm libelf-dev zlib1g-dev systemtap-sdt-dev g++ cmake pkg-config \
     make python3-dev git ca-certificates iproute2 \
     qemu-system-x86 busybox-static kmod cpio xz-utils zstd prometheus >/dev/null
-apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool golang-go >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports libbpf-dev bpftool golang-go linux-perf >/dev/null

@@ -38,6 +38,7 @@ COMMANDS = {
     "demo": ("demo", "trace the bundled target's functions (the default command)"),
     "trace": ("trace", "print each call of functions: arguments, return value, latency"),
     "funclatency": ("funclatency", "log2 histogram of function latency"),
+    "profile": ("profile", "sample on-CPU stacks: flame graph, folded stacks, speedscope, pprof"),
     "run": ("runobj", "load an object, auto-attach, stream ring buffer events and bpf_printk"),
     "list": ("listing", "list symbols, USDT probes, loaded programs or maps"),
     "gen": ("gen", "generate code for an object (a typed skeleton module)"),

@@ -93,9 +93,16 @@ class Profile:
         process and identical stacks are summed.
         """
         out: dict[tuple[str, ...], int] = {}
+        names: dict[Frame, str] = {}
         for s in self.samples:
-            key = (s.comm or str(s.pid), *(folded_name(f) for f in s.frames))
-            out[key] = out.get(key, 0) + s.count
+            key = [s.comm or str(s.pid)]
+            for f in s.frames:
+                name = names.get(f)
+                if name is None:
+                    name = names[f] = folded_name(f)
+                key.append(name)
+            stack = tuple(key)
+            out[stack] = out.get(stack, 0) + s.count
         return out
 
     def merge(self, *others: Profile) -> Profile:

@@ -65,7 +65,13 @@ def pprof_message(profile: Profile) -> Any:
                 span = spans.setdefault(f.module, [f.address, f.address])
                 span[0] = min(span[0], f.address)
                 span[1] = max(span[1], f.address)
-    for module in spans:
+    leaves: dict[str, int] = {}
+    for sample in profile.samples:
+        user = [f for f in sample.frames if f.kind == "user" and f.module and f.module.startswith("/")]
+        if user:
+            leaves[user[-1].module or ""] = leaves.get(user[-1].module or "", 0) + sample.count
+    # mapping[0] is the main binary: the file most samples run in
+    for module in sorted(spans, key=lambda m: -leaves.get(m, 0)):
         m = out.mapping.add(id=len(mappings) + 1, filename=s(module), has_functions=True)
         mappings[module] = m
         m.memory_start, m.memory_limit = spans[module][0], spans[module][1] + 1

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CallGraph", "Profiler"]
 
+WATCH_S = 0.1
+"""How often the mappings of the processes asked for (pids, the command) are read between drains."""
+
 CallGraph = Literal["fp", "dwarf"]
 """How user stacks are walked: by frame pointer in the kernel, or from a copy of the stack with DWARF CFI."""
 
@@ -143,16 +146,28 @@ class Profiler:
         self._start = time.monotonic()
         if child is not None:
             child.release()
+        if self.kernel:  # the kernel's symbols are read while the first interval samples
+            threading.Thread(target=Symbolizer.warm, kwargs={"kernel": True}, name="pyprobe-profile-warm",
+                             daemon=True).start()  # fmt: skip
         self._thread = threading.Thread(target=self._drain_loop, name="pyprobe-profile-drain", daemon=True)
         self._thread.start()
 
     def _drain_loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._drain()
-            except BaseException as exc:  # kept and raised by stop()
-                self._error = exc
-                return
+        # The processes asked for have their mappings read every WATCH_S between drains, so one that
+        # exits before the next drain is still symbolized from the mappings it had.
+        watched = self.pids or ([self.child_pid] if self.child_pid else [])
+        next_drain = self._start + self.interval
+        try:
+            while not self._stop.wait(max(0.0, min(WATCH_S, next_drain - time.monotonic()))):
+                if time.monotonic() >= next_drain:
+                    self._drain()
+                    next_drain = max(next_drain + self.interval, time.monotonic() + WATCH_S)
+                elif watched:
+                    with self._lock:
+                        for pid in watched:
+                            self._symbolizer.watch(pid, force=True)
+        except BaseException as exc:  # kept and raised by stop()
+            self._error = exc
 
     def _drain(self) -> None:
         sampler = self._sampler

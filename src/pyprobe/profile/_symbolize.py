@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 import io
 import os
+import re
+import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -28,6 +30,7 @@ MAX_MAPS_BYTES = 16 << 20
 """The most of one /proc/PID/maps read (a process with more mappings is symbolized from the first ones)."""
 MAX_PERF_MAP_BYTES = 256 << 20
 """The most of one /tmp/perf-PID.map read, in total over the run."""
+MAX_PERF_MAP_ENTRIES = 4_000_000
 MAX_KALLSYMS_BYTES = 256 << 20
 MAX_ELF_FILES = 512
 """ELF files whose symbol index is kept (least recently used ones go first)."""
@@ -36,22 +39,32 @@ MAX_ELF_SIZE = 4 << 30
 MAX_VDSO_SIZE = 1 << 20
 
 
+_LAST = 0x1000
+"""The extent given to a last symbol without a size."""
+
+
 class _Index:
-    """Function symbols of one file (or the kernel) sorted by start, for lookups by address or file offset."""
+    """Function symbols of one file (or the kernel) sorted by start, for lookups by address or file offset.
 
-    __slots__ = ("_demangled", "ends", "names", "starts")
+    A name is a str, or an int: the offset of a raw name in ``strtab`` (an
+    ELF string table), decoded and demangled only when a lookup finds it.
+    """
 
-    def __init__(self, entries: list[tuple[int, int, str]]) -> None:
-        entries.sort()
+    __slots__ = ("_demangled", "ends", "names", "starts", "strtab")
+
+    def __init__(self, entries: list[tuple[int, int, str | int]], strtab: bytes = b"") -> None:
+        entries.sort(key=lambda e: (e[0], e[1]))
         self.starts = [e[0] for e in entries]
         self.names = [e[2] for e in entries]
-        ends: list[int] = []
-        for i, (start, size, _) in enumerate(entries):
-            if size > 0:
-                ends.append(start + size)
-            else:  # no size (assembly, the kernel): up to the next symbol
-                nxt = next((entries[j][0] for j in range(i + 1, len(entries)) if entries[j][0] > start), start + 1)
-                ends.append(nxt)
+        self.strtab = strtab
+        ends = [0] * len(entries)
+        following = -1  # the next greater start, walking from the end (linear, whatever the aliases)
+        for i in range(len(entries) - 1, -1, -1):
+            start, size, _ = entries[i]
+            # no size (assembly, the kernel): up to the next symbol
+            ends[i] = start + size if size > 0 else (following if following > start else start + _LAST)
+            if i == 0 or entries[i - 1][0] != start:
+                following = start
         self.ends = ends
         self._demangled: dict[int, str] = {}
 
@@ -63,11 +76,19 @@ class _Index:
             if self.starts[j] <= where < self.ends[j]:
                 name = self._demangled.get(j)
                 if name is None:
-                    from pyprobe.symbols import demangle
-
-                    name = self._demangled[j] = demangle(self.names[j])
+                    name = self._demangled[j] = self._name(j)
                 return name, self.starts[j]
         return None
+
+    def _name(self, j: int) -> str:
+        from pyprobe.symbols import demangle
+
+        raw = self.names[j]
+        if isinstance(raw, int):
+            from pyprobe._elf import cstring
+
+            raw = cstring(self.strtab, raw).decode("latin-1").split("@", 1)[0] or UNKNOWN
+        return demangle(raw)
 
 
 class _Mapping(NamedTuple):
@@ -103,7 +124,7 @@ class _PerfMap:
         self.module = f"[perf-{pid}.map]"
         self._pos = 0
         self._rest = b""
-        self._entries: list[tuple[int, int, str]] = []
+        self._entries: list[tuple[int, int, str | int]] = []
         self._index: _Index | None = None
 
     def refresh(self) -> None:
@@ -130,6 +151,9 @@ class _PerfMap:
             except ValueError:
                 continue
             self._entries.append((start, max(size, 1), parts[2]))
+            if len(self._entries) >= MAX_PERF_MAP_ENTRIES:
+                self._pos = MAX_PERF_MAP_BYTES  # no more
+                break
         self._index = None
 
     def find(self, address: int) -> tuple[str, int] | None:
@@ -148,6 +172,8 @@ class _Process:
         self.read_at = -1  # the drain generation of the last read
         self.perf_map = _PerfMap(pid)
         self.perf_read_at = -1
+        self.indexes: dict[_Mapping, _Index | None] = {}
+        """Each mapping's symbols, kept once found: they outlive the process and its file."""
 
     def read_maps(self, generation: int) -> None:
         self.read_at = generation
@@ -156,8 +182,10 @@ class _Process:
                 text = f.read(MAX_MAPS_BYTES).decode("utf-8", "surrogateescape")
         except OSError:
             return  # gone: keep what was read while it ran
-        self.maps = parse_maps(text)
-        self.starts = [m.start for m in self.maps]
+        maps = parse_maps(text)
+        if maps:  # a zombie's maps are empty: keep what was read while it ran
+            self.maps = maps
+            self.starts = [m.start for m in maps]
 
     def mapping(self, address: int) -> _Mapping | None:
         i = bisect.bisect_right(self.starts, address) - 1
@@ -166,30 +194,48 @@ class _Process:
         return None
 
 
+_KALLSYMS_LINE = re.compile(rb"^([0-9a-f]+) [tTwW] (\S+)(?:\t\[([^\]]+)\])?$", re.MULTILINE)
+_kernel_cache: list[tuple[bytes, KernelSymbols]] = []
+
+
+_kernel_lock = threading.Lock()
+
+
+def kernel_symbols() -> KernelSymbols:
+    """/proc/kallsyms read once per set of loaded modules (shared by every profiler of this process).
+
+    Thread-safe: a second caller waits for the first one's read.
+    """
+    with _kernel_lock:
+        try:
+            with open("/proc/modules", "rb") as f:
+                modules = f.read(4 << 20)
+        except OSError:
+            modules = b""
+        if _kernel_cache and _kernel_cache[0][0] == modules:
+            return _kernel_cache[0][1]
+        found = KernelSymbols()
+        _kernel_cache[:] = [(modules, found)]
+        return found
+
+
 class KernelSymbols:
     """/proc/kallsyms as an index (needs root to see real addresses; all zero otherwise: every frame unknown)."""
 
     def __init__(self, path: str = "/proc/kallsyms") -> None:
-        entries: list[tuple[int, int, str]] = []
         self.modules: dict[int, str] = {}
         try:
             with open(path, "rb") as f:
                 data = f.read(MAX_KALLSYMS_BYTES)
         except OSError:
             data = b""
-        for line in data.decode("latin-1").splitlines():
-            parts = line.split()
-            if len(parts) < 3 or parts[1] not in ("t", "T", "w", "W"):
-                continue
-            try:
-                address = int(parts[0], 16)
-            except ValueError:
-                continue
-            if address == 0:
-                continue
-            entries.append((address, 0, parts[2]))
-            if len(parts) > 3:
-                self.modules[address] = parts[3].strip("[]")
+        entries: list[tuple[int, int, str | int]] = []
+        for address_hex, name, module in _KALLSYMS_LINE.findall(data):
+            address = int(address_hex, 16)
+            if address:
+                entries.append((address, 0, name.decode("latin-1")))
+                if module:
+                    self.modules[address] = module.decode("latin-1")
         self._index = _Index(entries)
 
     def frame(self, address: int, leaf: bool) -> Frame:
@@ -202,31 +248,31 @@ class KernelSymbols:
         return Frame(name, f"[{module}]" if module else KERNEL_MODULE, address, address - start, "kernel")
 
 
-def _elf_entries(f: io.BufferedIOBase | io.BytesIO, label: str) -> list[tuple[int, int, str]] | None:
-    """(file offset, size, raw name) of the function symbols of the ELF file open as ``f``; None for a bad file."""
-    from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError, cstring
+def _elf_index(f: io.BufferedIOBase | io.BytesIO) -> _Index | None:
+    """The function symbols of the ELF file open as ``f`` by file offset (.symtab, else .dynsym); None for none.
+
+    Names stay undecoded offsets into the string table until looked up.
+    """
+    from pyprobe._elf import PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, ElfFile, ElfFormatError
 
     try:
         elf = ElfFile(f)  # type: ignore[arg-type]
-        segments = [(s.vaddr, max(s.memsz, s.filesz), s.offset) for s in elf.segments if s.type == PT_LOAD]
-        seen: set[tuple[str, int]] = set()
-        out: list[tuple[int, int, str]] = []
+        segments = [(s.vaddr, s.vaddr + max(s.memsz, s.filesz), s.offset) for s in elf.segments if s.type == PT_LOAD]
         for name in (".symtab", ".dynsym"):
             section = elf.section(name)
             if section is None or section.type not in (SHT_SYMTAB, SHT_DYNSYM):
                 continue
-            strtab = elf.strings(section.link)
+            out: list[tuple[int, int, str | int]] = []
             for st_name, value, size, kind, _bind, shndx in elf.symbols(section):
                 if kind not in (2, 10) or shndx == 0 or not value:  # STT_FUNC, STT_GNU_IFUNC; defined
                     continue
-                for vaddr, memsz, offset in segments:
-                    if vaddr <= value < vaddr + memsz:
-                        raw = cstring(strtab, st_name).decode("latin-1").split("@", 1)[0]
-                        if raw and (raw, value) not in seen:
-                            seen.add((raw, value))
-                            out.append((value - vaddr + offset, size, raw))
+                for vaddr, end, offset in segments:
+                    if vaddr <= value < end:
+                        out.append((value - vaddr + offset, size, st_name))
                         break
-        return out
+            if out:
+                return _Index(out, elf.strings(section.link))
+        return None
     except (ElfFormatError, OSError, ValueError):
         return None
 
@@ -250,15 +296,24 @@ class Symbolizer:
         self.lookups = 0
         """Distinct addresses symbolized (the cache misses), for the benchmark."""
 
+    @staticmethod
+    def warm(*, kernel: bool) -> None:
+        """Reads what every profile needs ahead of the first drain (the kernel's symbols); thread-safe."""
+        if kernel:
+            kernel_symbols()
+
     def new_generation(self) -> None:
         self.generation += 1
 
-    def watch(self, pid: int) -> None:
-        """Reads ``pid``'s mappings now (if not read yet in this generation)."""
+    def watch(self, pid: int, *, force: bool = False) -> None:
+        """Reads ``pid``'s mappings now (if not read yet in this generation, or with ``force``).
+
+        A process that has exited keeps the mappings read last.
+        """
         proc = self._procs.get(pid)
         if proc is None:
             proc = self._procs[pid] = _Process(pid)
-        if proc.read_at != self.generation:
+        if force or proc.read_at != self.generation:
             proc.read_maps(self.generation)
 
     # --- kernel ---------------------------------------------------------------------
@@ -271,7 +326,7 @@ class Symbolizer:
             frame = self._kernel_cache.get(key)
             if frame is None:
                 if self._kernel is None:
-                    self._kernel = KernelSymbols()
+                    self._kernel = kernel_symbols()
                 self.lookups += 1
                 frame = self._kernel_cache[key] = self._kernel.frame(address, i == 0)
             out.append(frame)
@@ -317,6 +372,9 @@ class Symbolizer:
         index = self._file_index(proc, mapping)
         found = index.find(offset) if index is not None else None
         if found is None:
+            jit = self._jit(proc, where)  # JIT code in shared memory shows as /dev/zero, /memfd:...
+            if jit is not None:
+                return Frame(jit[0], proc.perf_map.module, address, address - jit[1], "jit")
             return Frame(UNKNOWN, path, address, address - mapping.start + mapping.pgoff, "user")
         name, start = found
         return Frame(name, path, address, offset - start + (address - where), "user")
@@ -330,6 +388,13 @@ class Symbolizer:
         return found
 
     def _file_index(self, proc: _Process, mapping: _Mapping) -> _Index | None:
+        if mapping in proc.indexes:
+            return proc.indexes[mapping]
+        index = self._read_index(proc, mapping)
+        proc.indexes[mapping] = index
+        return index
+
+    def _read_index(self, proc: _Process, mapping: _Mapping) -> _Index | None:
         # map_files opens the very file mapped (also when deleted or in another mount namespace)
         candidates = (f"/proc/{proc.pid}/map_files/{mapping.start:x}-{mapping.end:x}",
                       f"/proc/{proc.pid}/root{mapping.path.removesuffix(' (deleted)')}", mapping.path)  # fmt: skip
@@ -346,10 +411,9 @@ class Symbolizer:
             if st.st_size <= MAX_ELF_SIZE:
                 try:
                     with open(path, "rb") as f:
-                        entries = _elf_entries(f, mapping.path)
+                        index = _elf_index(f)
                 except OSError:
                     continue
-                index = _Index(entries) if entries else None
             self._files[key] = index
             if len(self._files) > MAX_ELF_FILES:
                 self._files.popitem(last=False)
@@ -362,8 +426,7 @@ class Symbolizer:
                 with open(f"/proc/{proc.pid}/mem", "rb") as f:
                     f.seek(mapping.start)
                     image = f.read(mapping.end - mapping.start)
-                entries = _elf_entries(io.BytesIO(image), "[vdso]")
-                self._vdso = _Index(entries) if entries else None
+                self._vdso = _elf_index(io.BytesIO(image))
             except (OSError, OverflowError, ValueError):
                 self._vdso = None
         found = self._vdso.find(where - mapping.start) if self._vdso is not None else None
