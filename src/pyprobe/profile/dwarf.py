@@ -136,6 +136,8 @@ class DwarfSampler:
         self._links: list[Link] = []
         self._reader: RingBuffer[bytes] | None = None
         self._closed = False
+        self._comms: dict[int, set[bytes]] = {}  # per process: the thread names seen since its maps were read
+        self._pass_start = 0.0
 
         import pyprobe
         from pyprobe.perf_event import online_cpus
@@ -254,6 +256,7 @@ class DwarfSampler:
         """Reads every record in the ring buffer and unwinds them, batch by batch (holding ``_lock``)."""
         reader = self._reader
         assert reader is not None
+        self._pass_start = time.monotonic()
         for _ in range(64):  # bounded: the producer may outrun us
             batch = reader.read_batch(2048, timeout=0)
             if len(batch) == 0:
@@ -268,17 +271,27 @@ class DwarfSampler:
 
         stats = self.stats
         heads = []
+        comms = []
         for i in range(n):
             off = offsets[i]
             if offsets[i + 1] - off < HEADER_SIZE:
                 heads.append((0, 0, -1, 0, 0, -1))
+                comms.append(b"")
                 continue
             heads.append(_HEAD.unpack_from(raw, off))
+            comms.append(raw[off + _COMM : off + HEADER_SIZE].split(b"\0", 1)[0])
         pids = [h[0] for h in heads]
         unwinder = self._unwinder
-        for pid in set(pids):
-            if pid not in unwinder.procs:
-                unwinder.refresh(pid)
+        # a process seen for the first time, or under a thread name not seen since its maps were read (an
+        # exec changes the name: the maps read before it, e.g. at start() for a command held before its
+        # exec, are another program's)
+        for pid, comm in set(zip(pids, comms, strict=True)):
+            known = self._comms.get(pid)
+            if known is None or comm not in known:
+                if known is None or pid not in unwinder.procs or unwinder.procs[pid].read_at < self._pass_start:
+                    unwinder.refresh(pid)
+                    known = self._comms[pid] = set()
+                known.add(comm)
         buf = ffi.from_buffer("uint8_t[]", raw)
         offs = ffi.from_buffer("uint32_t[]", offsets)
         t0 = time.perf_counter_ns()
@@ -309,9 +322,7 @@ class DwarfSampler:
                 if rflags & _PD_TRUNCATED:
                     stats.truncated += 1
                 user = tuple(ips[i * mf : i * mf + k])
-            off = offsets[i]
-            comm = raw[off + _COMM : off + HEADER_SIZE].split(b"\0", 1)[0]
-            key = (pid, tid, comm, user, kid if kid >= 0 else -1, uid if uid >= 0 else -1)
+            key = (pid, tid, comms[i], user, kid if kid >= 0 else -1, uid if uid >= 0 else -1)
             pending[key] = pending.get(key, 0) + 1
 
     def _resolve_kernel(self) -> None:
