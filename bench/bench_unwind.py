@@ -186,7 +186,8 @@ def slowdown() -> None:
             s.drain()
             s.close()
         # per CPU second of the target: the samples' cost is charged to it, other load on the machine is not
-        return int(out.split()[-1]) / (usage.ru_utime + usage.ru_stime)
+        rounds = next(int(line.split()[-1]) for line in out.splitlines() if line.startswith("proftarget rounds"))
+        return rounds / (usage.ru_utime + usage.ru_stime)
 
     rates: dict[str, list[float]] = {"none": [], "fp": [], "dwarf": []}
     for _ in range(RUNS):
