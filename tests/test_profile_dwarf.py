@@ -358,8 +358,8 @@ def test_profiler_dwarf_mode_finds_the_truth(name: str) -> None:
         assert p.stdout is not None and p.stdout.readline().startswith(b"proftarget pid")
         profiler = Profiler(pids=[p.pid], frequency=HZ, call_graph="dwarf", kernel=False, interval=0.2)
         profiler.start()
-        start, deadline = _cpu_ticks(p.pid), time.monotonic() + 60
-        while _cpu_ticks(p.pid) - start < 300 and time.monotonic() < deadline:  # 3 CPU seconds: ~600 samples
+        deadline = time.monotonic() + 120
+        while profiler.samples < 600 and time.monotonic() < deadline:  # by count: the load sets the time it takes
             time.sleep(0.2)
         profile = profiler.stop()
     finally:
@@ -380,6 +380,6 @@ def test_profiler_dwarf_mode_finds_the_truth(name: str) -> None:
             continue
         assert any(n.startswith("work::run(") for n in names), names
         assert "main" in names, names
-    assert heavy + light > 300, (heavy, light, other)
+    assert heavy + light > 500, (heavy, light, other)
     assert other < 0.05 * (heavy + light + other)
     assert abs(heavy / (heavy + light) - 0.75) < 0.04, (heavy, light)
