@@ -125,6 +125,11 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
                     break;
                 if (chunk > want - off)
                     chunk = want - off;
+                /* the compiler knows chunk <= PD_PAGE already and would drop the
+                 * test; verifiers before 6.7 do not learn it from comparing two
+                 * registers, so hide the value from the compiler and test it */
+                barrier_var(chunk);
+                barrier_var(at);
                 if (at > PD_MAX_STACK - 1 || chunk > PD_PAGE)
                     break;
                 if (bpf_probe_read_user(&s->stack[at], chunk, (void *)(sp + at))) {
