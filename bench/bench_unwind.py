@@ -96,8 +96,10 @@ def libdw_ns(exe: str, s: Capturing, pid: int, tmp: str) -> tuple[float, float]:
             for i in range(n):
                 rec = raw[offsets[i] : offsets[i + 1]]
                 f.write(len(rec).to_bytes(4, "little") + rec)
-    out = subprocess.run([exe, str(pid), path, str(REPLAYS)], capture_output=True, text=True, check=True).stdout
-    n, frames, ns = (float(x) for x in out.split())
+    proc = subprocess.run([exe, str(pid), path, str(REPLAYS)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:  # the workload ended before libdw read its maps
+        return float("nan"), float("nan")
+    n, frames, ns = (float(x) for x in proc.stdout.split())
     return ns, frames / max(n, 1)
 
 
@@ -122,7 +124,7 @@ def workloads(tmp: str) -> dict[str, list[str]]:
         f.write(os.urandom(96 << 20))
     lines = os.path.join(tmp, "lines.txt")
     with open(lines, "w") as f:
-        rng = os.urandom(8 << 20)
+        rng = os.urandom(24 << 20)
         f.writelines(f"{rng[i : i + 4].hex()} {i}\n" for i in range(0, len(rng) - 4, 3))
     busy = "def f(n):\n return f(n-1) if n else sum(i*i for i in range(2000))\nwhile True: f(30)"
     return {
