@@ -250,23 +250,16 @@ def _pmu_probe(kind: str) -> Callable[[Feature], FeatureStatus]:
     return run
 
 
-def _probe_uprobe_multi(feature: Feature) -> FeatureStatus:
-    ret = int(lib.pyprobe_probe_uprobe_multi())
+def _probe_answer(feature: Feature, ret: int, reason: str) -> FeatureStatus:
+    """The status from a probe's answer: 1 available, 0 not (``reason``), a negative errno when it failed."""
     if ret == 1:
         return FeatureStatus(feature, True)
-    return _absent(feature, "the kernel does not know BPF_TRACE_UPROBE_MULTI links", -ret if ret < 0 else 0)
+    return _absent(feature, reason, -ret if ret < 0 else 0)
 
 
-def _probe_sleepable_uprobe(feature: Feature) -> FeatureStatus:
-    # Loading a sleepable kprobe-type program succeeds from 6.0 on and attaching it to a uprobe is the
-    # only use the kernel allows; before, the load fails with EINVAL. The version is the sure test
-    # without a uprobe to attach to: the uprobe support itself comes from the uprobe probe.
-    if kernel_version()[:2] < feature.since:
-        return _absent(feature)
-    base = probe("uprobe")
-    if not base.available:
-        return FeatureStatus(feature, False, base.reason, base.cause)
-    return FeatureStatus(feature, True)
+def _probe_uprobe_multi(feature: Feature) -> FeatureStatus:
+    ret = int(lib.pyprobe_probe_uprobe_multi())
+    return _probe_answer(feature, ret, "the kernel does not know BPF_TRACE_UPROBE_MULTI links")
 
 
 def _load_probe(
@@ -286,9 +279,7 @@ def _load_probe(
 def _type_probe(ptype: ProgramType) -> Callable[..., FeatureStatus]:
     def run(feature: Feature) -> FeatureStatus:
         ret = int(lib.libbpf_probe_bpf_prog_type(int(ptype), _NULL))
-        if ret == 1:
-            return FeatureStatus(feature, True)
-        return _absent(feature, f"the kernel does not know {ptype.name} programs", -ret if ret < 0 else 0)
+        return _probe_answer(feature, ret, f"the kernel does not know {ptype.name} programs")
 
     return run
 
@@ -344,18 +335,13 @@ def _probe_lsm(feature: Feature) -> FeatureStatus:
 
 
 def _probe_cgroup_link(feature: Feature) -> FeatureStatus:
-    ret = int(lib.pyprobe_probe_cgroup_link())
-    if ret == 1:
-        return FeatureStatus(feature, True)
-    return _absent(feature, "BPF_LINK_CREATE does not know cgroups", -ret if ret < 0 else 0)
+    return _probe_answer(feature, int(lib.pyprobe_probe_cgroup_link()), "BPF_LINK_CREATE does not know cgroups")
 
 
 def _iter_probe(kind: str) -> Callable[[Feature], FeatureStatus]:
     def run(feature: Feature) -> FeatureStatus:
         ret = int(lib.pyprobe_probe_iter(kind.encode()))
-        if ret == 1:
-            return FeatureStatus(feature, True)
-        return _absent(feature, f"the kernel has no bpf_iter_{kind} (no {kind} iterators)", -ret if ret < 0 else 0)
+        return _probe_answer(feature, ret, f"the kernel has no bpf_iter_{kind} (no {kind} iterators)")
 
     return run
 
@@ -377,22 +363,15 @@ def _version_probe(base: str) -> Callable[[Feature], FeatureStatus]:
 def _map_probe(mtype: MapType) -> Callable[[Feature], FeatureStatus]:
     def run(feature: Feature) -> FeatureStatus:
         ret = int(lib.libbpf_probe_bpf_map_type(int(mtype), _NULL))
-        if ret == 1:
-            return FeatureStatus(feature, True)
-        return _absent(feature, f"the kernel does not know {mtype.name} maps", -ret if ret < 0 else 0)
+        return _probe_answer(feature, ret, f"the kernel does not know {mtype.name} maps")
 
     return run
 
 
-def _probe_answer(feature: Feature, ret: int, what: str) -> FeatureStatus:
-    """The status from a C probe's answer: 1 available, 0 not, a negative errno when the probe failed."""
-    if ret == 1:
-        return FeatureStatus(feature, True)
-    return _absent(feature, f"the kernel does not know {what}", -ret if ret < 0 else 0)
-
-
 def _probe_ifindex_link(feature: Feature, atype: AttachType) -> FeatureStatus:
-    return _probe_answer(feature, int(lib.pyprobe_probe_ifindex_link(int(atype))), f"{atype.name} links")
+    return _probe_answer(
+        feature, int(lib.pyprobe_probe_ifindex_link(int(atype))), f"the kernel does not know {atype.name} links"
+    )
 
 
 def _probe_tc(feature: Feature) -> FeatureStatus:
@@ -407,7 +386,9 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     "kprobe": _pmu_probe("kprobe"),
     "uprobe": _pmu_probe("uprobe"),
     "uprobe_multi": _probe_uprobe_multi,
-    "sleepable_uprobe": _probe_sleepable_uprobe,
+    # Loading a sleepable kprobe-type program succeeds from 6.0 on and attaching it to a uprobe is the only
+    # use the kernel allows; before, the load fails with EINVAL: the version is the sure test without a uprobe.
+    "sleepable_uprobe": _version_probe("uprobe"),
     "tracepoint": _type_probe(ProgramType.TRACEPOINT),
     "raw_tracepoint": _type_probe(ProgramType.RAW_TRACEPOINT),
     "tp_btf": _load_probe(ProgramType.TRACING, AttachType.TRACE_RAW_TP, "sched_switch", True),
@@ -448,7 +429,9 @@ _PROBES: dict[str, Callable[[Feature], FeatureStatus]] = {
     # network attach kinds
     "tcx": lambda f: _probe_ifindex_link(f, AttachType.TCX_INGRESS),
     "netkit": lambda f: _probe_ifindex_link(f, AttachType.NETKIT_PRIMARY),
-    "netfilter": lambda f: _probe_answer(f, int(lib.pyprobe_probe_netfilter()), "netfilter links"),
+    "netfilter": lambda f: _probe_answer(
+        f, int(lib.pyprobe_probe_netfilter()), "the kernel does not know netfilter links"
+    ),
     "tc": _probe_tc,
 }
 
