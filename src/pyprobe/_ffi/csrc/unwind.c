@@ -195,24 +195,35 @@ struct uw_cie {
 };
 
 /* Parses the CIE at eh_frame offset `off`. 0 or -1. */
-static int uw_parse_cie(const struct pyprobe_uw_module *m, uint64_t off, struct uw_cie *cie)
+/* Points `c` at the body of the .eh_frame entry (CIE or FDE) at `off`: past its length field (4 bytes,
+ * or 12 for the 64-bit form), ending where the length says. -1 when the entry is out of bounds or its
+ * length is under `min_len`. */
+static int uw_entry(const struct pyprobe_uw_module *m, uint64_t off, uint64_t min_len, struct uw_cur *c)
 {
-    struct uw_cur c;
     uint64_t len;
-    const char *aug;
-    uint8_t version;
 
     if (off >= m->eh_frame_len)
         return -1;
-    c.p = m->eh_frame + off;
-    c.end = m->eh_frame + m->eh_frame_len;
-    c.bad = 0;
-    len = uw_u(&c, 4);
+    c->p = m->eh_frame + off;
+    c->end = m->eh_frame + m->eh_frame_len;
+    c->bad = 0;
+    len = uw_u(c, 4);
     if (len == 0xffffffffu)
-        len = uw_u(&c, 8);
-    if (c.bad || len > (uint64_t)(c.end - c.p) || len < 4)
+        len = uw_u(c, 8);
+    if (c->bad || len > (uint64_t)(c->end - c->p) || len < min_len)
         return -1;
-    c.end = c.p + len;
+    c->end = c->p + len;
+    return 0;
+}
+
+static int uw_parse_cie(const struct pyprobe_uw_module *m, uint64_t off, struct uw_cie *cie)
+{
+    struct uw_cur c;
+    const char *aug;
+    uint8_t version;
+
+    if (uw_entry(m, off, 4, &c) < 0)
+        return -1;
     if (uw_u(&c, 4) != 0) /* CIE id in .eh_frame */
         return -1;
     version = (uint8_t)uw_u(&c, 1);
@@ -280,19 +291,10 @@ struct uw_fde {
 static int uw_parse_fde(const struct pyprobe_uw_module *m, uint64_t off, struct uw_fde *fde, struct uw_cie *cie)
 {
     struct uw_cur c;
-    uint64_t len, id_off, cie_ptr, range;
+    uint64_t id_off, cie_ptr, range;
 
-    if (off >= m->eh_frame_len)
+    if (uw_entry(m, off, 8, &c) < 0)
         return -1;
-    c.p = m->eh_frame + off;
-    c.end = m->eh_frame + m->eh_frame_len;
-    c.bad = 0;
-    len = uw_u(&c, 4);
-    if (len == 0xffffffffu)
-        len = uw_u(&c, 8);
-    if (c.bad || len > (uint64_t)(c.end - c.p) || len < 8)
-        return -1;
-    c.end = c.p + len;
     id_off = (uint64_t)(c.p - m->eh_frame);
     cie_ptr = uw_u(&c, 4);
     if (cie_ptr == 0 || cie_ptr > id_off) /* 0 is a CIE; the pointer goes backwards */
