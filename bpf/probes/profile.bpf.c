@@ -9,6 +9,7 @@
  * set, so a drain never races the samples it reads. */
 #include <pyprobe/common.h>
 #include "profile.h"
+#include "profile_pids.h"
 
 #ifndef EFAULT
 #define EFAULT 14
@@ -44,13 +45,6 @@ struct stack_map stacks0 SEC(".maps");
 struct stack_map stacks1 SEC(".maps");
 struct count_map counts0 SEC(".maps");
 struct count_map counts1 SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, PROF_MAX_PIDS);
-    __type(key, __u32);
-    __type(value, __u8);
-} pids SEC(".maps");
 
 static __always_inline int stack_id(void *ctx, void *stacks, __u64 flags, __u32 set)
 {
@@ -116,10 +110,6 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(profile_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 ppid = BPF_CORE_READ(parent, tgid), cpid = BPF_CORE_READ(child, tgid);
-    __u8 one = 1;
-
-    if (ppid != cpid && bpf_map_lookup_elem(&pids, &ppid))
-        bpf_map_update_elem(&pids, &cpid, &one, BPF_ANY);
+    follow_fork(parent, child);
     return 0;
 }

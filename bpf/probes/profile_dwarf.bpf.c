@@ -6,6 +6,7 @@
  * --call-graph dwarf). Needs bpf_task_pt_regs (Linux 5.15). */
 #include <pyprobe/common.h>
 #include "profile_dwarf.h"
+#include "profile_pids.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -14,13 +15,6 @@ const volatile bool want_user = true;
 const volatile bool want_kernel = true;
 const volatile __u32 stack_bytes = 16384; /* a multiple of 8, at most PD_MAX_STACK */
 const volatile bool fp_stacks = false;     /* also walk the frame pointers (to compare both modes) */
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1024);
-    __type(key, __u32);
-    __type(value, __u8);
-} pids SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -160,10 +154,6 @@ int profile_dwarf(struct bpf_perf_event_data *ctx)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(profile_dwarf_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 ppid = BPF_CORE_READ(parent, tgid), cpid = BPF_CORE_READ(child, tgid);
-    __u8 one = 1;
-
-    if (ppid != cpid && bpf_map_lookup_elem(&pids, &ppid))
-        bpf_map_update_elem(&pids, &cpid, &one, BPF_ANY);
+    follow_fork(parent, child);
     return 0;
 }

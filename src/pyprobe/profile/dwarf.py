@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pyprobe._data import probe_file
 from pyprobe._ffi import lib
 from pyprobe.errors import LoadError, UnsupportedError
-from pyprobe.profile._sampler import RawStack
+from pyprobe.profile._sampler import PROF_MAX_PIDS, RawStack
 from pyprobe.profile._unwind import F_NO_MODULE, HEADER_SIZE, Unwinder
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ __all__ = ["MAX_STACK_BYTES", "DwarfSampler", "UnwindStats"]
 
 MAX_STACK_BYTES = 57344
 """The most stack one sample can copy (``PD_MAX_STACK``)."""
-_MAX_PIDS = 1024
 _POLL = 0.05
 _REFRESH = 0.5  # the shortest time between two reads of one process's maps
 _HEAD = struct.Struct("<IIiIIi")  # pid, tid, kstack_id, stack_len, flags, ustack_id
@@ -115,8 +114,8 @@ class DwarfSampler:
             bad = [p for p in pid_list if not isinstance(p, int) or isinstance(p, bool) or not 0 < p < 2**31]
             if bad:
                 raise ValueError(f"pids must be positive ints, not {bad[0]!r}")
-            if not 0 < len(pid_list) <= _MAX_PIDS:
-                raise ValueError(f"pids must name 1 to {_MAX_PIDS} processes, not {len(pid_list)}")
+            if not 0 < len(pid_list) <= PROF_MAX_PIDS:
+                raise ValueError(f"pids must name 1 to {PROF_MAX_PIDS} processes, not {len(pid_list)}")
         self.frequency = frequency
         self.pids = pid_list
         self.stack_bytes = stack_bytes
