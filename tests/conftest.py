@@ -90,18 +90,22 @@ def pytest_configure(config: pytest.Config) -> None:
 FEATURE_MARKERS = ("kprobe", "fentry", "fmod_ret", "freplace", "lsm", "uprobe_multi")
 
 
+def need_feature(name: str) -> None:
+    """Skips where the kernel lacks feature ``name`` for a known reason; fails where it should have it."""
+    from pyprobe import features
+
+    status = features.probe(name)
+    if status.available:
+        return
+    if status.explained:
+        pytest.skip(f"kernel lacks {name}: {status.reason}")
+    pytest.fail(f"kernel feature {name} should be available but is not: {status.reason}", pytrace=False)
+
+
 def _feature_gate(item: pytest.Item) -> None:
     for name in FEATURE_MARKERS:
-        if item.get_closest_marker(name) is None:
-            continue
-        from pyprobe import features
-
-        status = features.probe(name)
-        if status.available:
-            continue
-        if status.explained:
-            pytest.skip(f"kernel lacks {name}: {status.reason}")
-        pytest.fail(f"kernel feature {name} should be available but is not: {status.reason}", pytrace=False)
+        if item.get_closest_marker(name) is not None:
+            need_feature(name)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import pyprobe
-from conftest import open_fds, test_object
+from conftest import need_feature, open_fds, test_object
 from pyprobe import features
 from pyprobe.attach.cgroup import CgroupAttachFlags, CgroupLink, cgroup2_mount, query_cgroup
 from pyprobe.enums import AttachType
@@ -36,16 +36,6 @@ pytestmark = pytest.mark.bpf
     BIND_REFUSED, ESTABLISHED, STATE_CB, SYSCTL_READ, SYSCTL_REFUSED, GETSOCKOPT, DEV, DEV_DENIED,
 ) = range(18)  # fmt: skip
 _serial = itertools.count()
-
-
-def need(feature: str) -> None:
-    """Skips where the kernel lacks ``feature`` for a known reason; fails where it should have it."""
-    status = features.probe(feature)
-    if status.available:
-        return
-    if status.explained:
-        pytest.skip(f"kernel lacks {feature}: {status.reason}")
-    pytest.fail(f"kernel feature {feature} should be available but is not: {status.reason}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +117,7 @@ def counter(obj: pyprobe.BpfObject, slot: int) -> int:
 
 @pytest.fixture
 def cg_obj() -> Iterator[pyprobe.BpfObject]:
-    need("cgroup_link")
+    need_feature("cgroup_link")
     with pyprobe.load(test_object("cgroup")) as obj:
         yield obj
 
@@ -171,8 +161,8 @@ class Server:
 
 
 def test_cgroup_skb_counts_and_drops_the_cgroup_packets(cg_obj: pyprobe.BpfObject, cgroup: str) -> None:
-    need("cgroup_skb")
-    need("cgroup_storage")
+    need_feature("cgroup_skb")
+    need_feature("cgroup_storage")
     ingress = cg_obj.programs["skb_ingress"].attach_cgroup(cgroup)
     egress = cg_obj.programs["skb_egress"].attach_cgroup(cgroup)
     assert isinstance(egress, CgroupLink) and isinstance(egress, pyprobe.Link)
@@ -231,7 +221,7 @@ print(json.dumps({{"sent": attempt(lambda: tx.sendto(b"y", ("127.0.0.1", {victim
 
 
 def test_sock_create_refuses_a_family(cg_obj: pyprobe.BpfObject, cgroup: str) -> None:
-    need("cgroup_sock")
+    need_feature("cgroup_sock")
     cg_obj.bss.refuse_family = socket.AF_INET6
     with cg_obj.programs["sock_create"].attach_cgroup(cgroup) as link:
         assert link.attach_type == AttachType.CGROUP_INET_SOCK_CREATE
@@ -258,7 +248,7 @@ print(json.dumps({"v6": v6, "v4": v4}))
 def test_connect_goes_to_the_rewritten_port(
     cg_obj: pyprobe.BpfObject, cgroup: str, family: socket.AddressFamily
 ) -> None:
-    need("cgroup_sock_addr")
+    need_feature("cgroup_sock_addr")
     v6 = family == socket.AF_INET6
     server = Server(family)
     nobody = free_port(family)  # a port nobody listens on
@@ -296,7 +286,7 @@ print(json.dumps({{"err": err, "peer": s.getpeername()[1] if err is None else No
 
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["bind4", "bind6"])
 def test_bind_is_rewritten_or_refused(cg_obj: pyprobe.BpfObject, cgroup: str, family: socket.AddressFamily) -> None:
-    need("cgroup_sock_addr")
+    need_feature("cgroup_sock_addr")
     v6 = family == socket.AF_INET6
     refused, asked, given = free_port(family), free_port(family), free_port(family)
     cg_obj.bss.bind_refuse = refused
@@ -322,7 +312,7 @@ print(json.dumps({{"refused": attempt(lambda: a.bind(({host!r}, {refused}))),
 
 
 def test_sockops_counts_established_connections(cg_obj: pyprobe.BpfObject, cgroup: str) -> None:
-    need("sockops")
+    need_feature("sockops")
     server = Server()
     try:
         with cg_obj.programs["sock_ops"].attach_cgroup(cgroup) as link:
@@ -352,8 +342,8 @@ print(json.dumps({{"answers": answers}}))
 
 
 def test_sysctl_reads_are_seen_and_a_write_refused(cgroup: str) -> None:
-    need("cgroup_sysctl")
-    need("cgroup_link")
+    need_feature("cgroup_sysctl")
+    need_feature("cgroup_link")
     name = "net/ipv4/ip_default_ttl"
     spec = pyprobe.open(test_object("cgroup"))
     with spec:
@@ -384,7 +374,7 @@ print(json.dumps({{"value": value.strip(), "write": attempt(write)}}))
 
 
 def test_getsockopt_result_is_rewritten(cg_obj: pyprobe.BpfObject, cgroup: str) -> None:
-    need("cgroup_sockopt")
+    need_feature("cgroup_sockopt")
     cg_obj.bss.sockopt_sndbuf = 55555
     with cg_obj.programs["getsockopt_rewrite"].attach_cgroup(cgroup) as link:
         assert link.attach_type == AttachType.CGROUP_GETSOCKOPT
@@ -408,7 +398,7 @@ print(json.dumps({"sndbuf": s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
 
 
 def test_device_open_is_refused(cg_obj: pyprobe.BpfObject, cgroup: str, tmp_path: Path) -> None:
-    need("cgroup_device")
+    need_feature("cgroup_device")
     zero = tmp_path / "zero"  # a node of its own for /dev/zero (1:5): the program checks the device, not the path
     os.mknod(zero, 0o666 | 0o020000, os.makedev(1, 5))
     with cg_obj.programs["dev_guard"].attach_cgroup(cgroup) as link:
@@ -431,8 +421,8 @@ print(json.dumps({{"zero": attempt(lambda: len(open({str(zero)!r}, "rb").read(4)
 
 
 def test_classic_multi_attach_replace_and_exclusive(cgroup: str) -> None:
-    need("cgroup_sock")
-    need("cgroup_link")
+    need_feature("cgroup_sock")
+    need_feature("cgroup_link")
     objs = [pyprobe.load(test_object("cgroup")) for _ in range(3)]
     try:
         progs = [obj.programs["sock_create"] for obj in objs]
@@ -482,8 +472,8 @@ def test_classic_multi_attach_replace_and_exclusive(cgroup: str) -> None:
 
 
 def test_attach_by_fd_and_object_close_detaches(cgroup: str) -> None:
-    need("cgroup_sock")
-    need("cgroup_link")
+    need_feature("cgroup_sock")
+    need_feature("cgroup_link")
     obj = pyprobe.load(test_object("cgroup"))
     fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -569,7 +559,7 @@ print("done", flush=True)
 
 
 def test_cgroup_storage_by_path_and_fd(cgroup: str) -> None:
-    need("cgrp_storage")
+    need_feature("cgrp_storage")
     with pyprobe.load(test_object("cgroup_storage")) as obj:
         storage = obj.maps["cgroup_values"]
         assert isinstance(storage, pyprobe.CgroupStorageMap)
@@ -607,7 +597,7 @@ def test_cgroup_storage_by_path_and_fd(cgroup: str) -> None:
 
 
 def test_task_storage_by_pid(tmp_path: Path) -> None:
-    need("task_storage")
+    need_feature("task_storage")
     with pyprobe.open(test_object("cgroup_task_storage")) as spec:
         spec.programs["inode_storage_writer"].autoload = False
         obj = spec.load()
@@ -643,7 +633,7 @@ def test_task_storage_by_pid(tmp_path: Path) -> None:
 
 
 def test_inode_storage_by_file(tmp_path: Path) -> None:
-    need("inode_storage")
+    need_feature("inode_storage")
     lsm = features.probe("lsm").available
     with pyprobe.open(test_object("cgroup_task_storage")) as spec:
         spec.programs["inode_storage_writer"].autoload = lsm  # BPF LSM programs write inode storage
@@ -681,7 +671,7 @@ def test_inode_storage_by_file(tmp_path: Path) -> None:
 
 
 def test_storage_maps_reject_bad_owners(tmp_path: Path) -> None:
-    need("task_storage")
+    need_feature("task_storage")
     with pyprobe.open(test_object("cgroup_task_storage")) as spec:
         spec.programs["inode_storage_writer"].autoload = False
         obj = spec.load()
@@ -702,8 +692,8 @@ def test_storage_maps_reject_bad_owners(tmp_path: Path) -> None:
 
 
 def test_attach_detach_and_storage_calls_leak_no_fd(cgroup: str, tmp_path: Path) -> None:
-    need("cgroup_link")
-    need("task_storage")
+    need_feature("cgroup_link")
+    need_feature("task_storage")
     with pyprobe.load(test_object("cgroup")) as obj:
         prog = obj.programs["sock_create"]
         prog.attach_cgroup(cgroup).detach()  # warm up (lazy imports, feature probes)

@@ -20,20 +20,9 @@ from pathlib import Path
 import pytest
 
 import pyprobe
-from conftest import open_fds, test_object
-from pyprobe import features
+from conftest import need_feature, open_fds, test_object
 
 pytestmark = pytest.mark.bpf
-
-
-def need(name: str) -> None:
-    """Skips where the kernel lacks feature ``name`` for a known reason; fails where it should have it."""
-    status = features.probe(name)
-    if status.available:
-        return
-    if status.explained:
-        pytest.skip(f"kernel lacks {name}: {status.reason}")
-    pytest.fail(f"kernel feature {name} should be available but is not: {status.reason}", pytrace=False)
 
 
 class TaskRec(ctypes.Structure):
@@ -60,7 +49,7 @@ def iters() -> Iterator[pyprobe.BpfObject]:
 
 
 def test_task_iterator_lists_this_process(iters: pyprobe.BpfObject) -> None:
-    need("iter_task")
+    need_feature("iter_task")
     link = iters.programs["task_lines"].attach_iter()
     assert isinstance(link, pyprobe.IterLink) and link.kind == "task"
     lines = list(link.lines())
@@ -70,7 +59,7 @@ def test_task_iterator_lists_this_process(iters: pyprobe.BpfObject) -> None:
 
 
 def test_task_records_by_btf_name_and_by_ctypes(iters: pyprobe.BpfObject) -> None:
-    need("iter_task")
+    need_feature("iter_task")
     link = iters.programs["task_records"].attach_iter()
     mine = [r for r in link.records("task_rec") if r.pid == os.getpid()]
     assert mine and all(r.comm.decode() for r in mine)
@@ -80,7 +69,7 @@ def test_task_records_by_btf_name_and_by_ctypes(iters: pyprobe.BpfObject) -> Non
 
 
 def test_task_iterator_limited_to_one_process(iters: pyprobe.BpfObject) -> None:
-    need("iter_task_params")
+    need_feature("iter_task_params")
     started = threading.Event()
     stop = threading.Event()
     thread = threading.Thread(target=lambda: (started.set(), stop.wait(10)))
@@ -102,7 +91,7 @@ def test_task_iterator_limited_to_one_process(iters: pyprobe.BpfObject) -> None:
 
 
 def test_task_file_iterator_shows_open_fds(iters: pyprobe.BpfObject, tmp_path: Path) -> None:
-    need("iter_task_file")
+    need_feature("iter_task_file")
     path = tmp_path / "probe-file"
     path.write_bytes(b"x")
     fd = os.open(path, os.O_RDONLY)
@@ -116,13 +105,13 @@ def test_task_file_iterator_shows_open_fds(iters: pyprobe.BpfObject, tmp_path: P
 
 
 def test_bpf_map_iterator_lists_the_objects_maps(iters: pyprobe.BpfObject) -> None:
-    need("iter_bpf_map")
+    need_feature("iter_bpf_map")
     lines = set(iters.programs["bpf_maps"].attach_iter().lines())
     assert f"{iters.maps['numbers'].id} numbers" in lines
 
 
 def test_map_elem_iterator_sums_a_filled_map(iters: pyprobe.BpfObject) -> None:
-    need("iter_bpf_map_elem")
+    need_feature("iter_bpf_map_elem")
     numbers = iters.maps["numbers"]
     for i in range(100):
         numbers[i] = i * 7
@@ -139,8 +128,8 @@ def test_map_elem_iterator_sums_a_filled_map(iters: pyprobe.BpfObject) -> None:
 
 
 def test_tcp_and_udp_iterators_show_a_socket_of_this_test(iters: pyprobe.BpfObject) -> None:
-    need("iter_tcp")
-    need("iter_udp")
+    need_feature("iter_tcp")
+    need_feature("iter_udp")
     with socket.socket() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -218,7 +207,7 @@ def test_iterator_bad_arguments(iters: pyprobe.BpfObject) -> None:
 
 @pytest.fixture
 def urb() -> Iterator[pyprobe.BpfObject]:
-    need("user_ringbuf")
+    need_feature("user_ringbuf")
     with pyprobe.load(test_object("iter_user_ringbuf")) as obj:
         yield obj
 
@@ -305,7 +294,7 @@ def available_congestion_controls() -> list[str]:
     ("iter_struct_ops_legacy", "pyprobe_ca_old", "struct_ops"),
 ])  # fmt: skip
 def test_struct_ops_congestion_control_runs_a_tcp_connection(name: str, ca: str, feature: str) -> None:
-    need(feature)
+    need_feature(feature)
     with pyprobe.load(test_object(name)) as obj:
         table = obj.maps["pp_ca"]
         assert isinstance(table, pyprobe.StructOpsMap)
@@ -334,7 +323,7 @@ def test_struct_ops_congestion_control_runs_a_tcp_connection(name: str, ca: str,
 
 
 def test_struct_ops_link_closes_with_its_object() -> None:
-    need("struct_ops_link")
+    need_feature("struct_ops_link")
     obj = pyprobe.load(test_object("iter_struct_ops"))
     link = obj.maps["pp_ca"].attach()
     assert obj.links == [link]
@@ -408,7 +397,7 @@ def test_section_handler_bad_arguments() -> None:
 
 
 def test_arena_is_mapped_at_load_and_reached_by_offset() -> None:
-    need("arena")
+    need_feature("arena")
     with pyprobe.load(test_object("iter_arena")) as obj:
         arena = obj.maps["arena"]
         assert isinstance(arena, pyprobe.ArenaMap)

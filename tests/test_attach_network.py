@@ -18,7 +18,7 @@ from typing import Literal
 import pytest
 
 import pyprobe
-from conftest import test_object
+from conftest import need_feature, test_object
 from pyprobe import features
 
 pytestmark = pytest.mark.bpf
@@ -29,16 +29,6 @@ DROP, PASS, REDIRECT = 40001, 40002, 40003
  ORDER_SEQ, ORDER_FIRST, ORDER_SECOND, LPM_DROPPED, DEVMAP_PROG) = range(13)  # fmt: skip
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
-
-
-def need(name: str) -> None:
-    """Skips where the kernel lacks feature ``name`` for a known reason; fails where it should have it."""
-    status = features.probe(name)
-    if status.available:
-        return
-    if status.explained:
-        pytest.skip(f"kernel lacks {name}: {status.reason}")
-    pytest.fail(f"kernel feature {name} should be available but is not: {status.reason}", pytrace=False)
 
 
 def _setns(fd: int) -> None:
@@ -166,7 +156,7 @@ def qdiscs(net: Net, ns: str, dev: str) -> str:
 
 
 def test_tcx_counts_and_drops_real_frames(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("tcx")
+    need_feature("tcx")
     with netns(net.b):
         link = obj.programs["tcx_in"].attach_tcx(net.b_if)  # the direction from SEC("tcx/ingress")
     assert isinstance(link, pyprobe.TcxLink)
@@ -198,7 +188,7 @@ def test_tc_section_on_egress_with_an_explicit_direction(net: Net, obj: pyprobe.
 
 
 def test_classic_tc_filter_owns_the_qdisc_it_made(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("tc")
+    need_feature("tc")
     assert "clsact" not in qdiscs(net, net.b, net.b_if)
     with netns(net.b):
         link = obj.programs["tcx_in"].attach_tcx(net.b_if, mechanism="tc")
@@ -225,7 +215,7 @@ def test_classic_tc_filter_owns_the_qdisc_it_made(net: Net, obj: pyprobe.BpfObje
 
 
 def test_classic_tc_leaves_a_qdisc_it_did_not_make(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("tc")
+    need_feature("tc")
     ip("tc", "qdisc", "add", "dev", net.b_if, "clsact", ns=net.b)
     try:
         with netns(net.b):
@@ -241,7 +231,7 @@ def test_classic_tc_leaves_a_qdisc_it_did_not_make(net: Net, obj: pyprobe.BpfObj
 
 
 def test_tcx_order_before_and_after(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("tcx")
+    need_feature("tcx")
     a, b = obj.programs["order_a"], obj.programs["order_b"]
     with netns(net.b):
         link_b = b.attach_tcx(net.b_if)
@@ -308,7 +298,7 @@ def _netkit_pair(ns: str, primary: str, peer: str) -> None:
 
 
 def test_netkit_peer_program_drops_what_the_peer_sends(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("netkit")
+    need_feature("netkit")
     primary, peer = f"pnk{TAG}p", f"pnk{TAG}q"
     _netkit_pair(net.a, primary, peer)
     try:
@@ -348,7 +338,7 @@ def test_netkit_unavailable_says_why(obj: pyprobe.BpfObject) -> None:
 
 
 def test_netfilter_local_out_sees_and_drops_real_packets(net: Net, obj: pyprobe.BpfObject) -> None:
-    need("netfilter")
+    need_feature("netfilter")
     prog = obj.programs["nf_filter"]
     with netns(net.a):
         link = prog.attach_netfilter(pf="ipv4", hooknum="local_out", priority=-100)

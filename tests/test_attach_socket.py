@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 import pytest
 
 import pyprobe
-from conftest import open_fds, test_object
+from conftest import need_feature, open_fds, test_object
 from pyprobe import features
 
 pytestmark = pytest.mark.bpf
@@ -26,15 +26,6 @@ PREFIX = f"pps{os.getpid()}"
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 _counter = iter(range(1_000_000))
-
-
-def need(name: str) -> None:
-    """Skips only where the kernel really lacks the feature (older kernel, config off)."""
-    status = features.probe(name)
-    if not status.available:
-        if status.explained:
-            pytest.skip(str(status))
-        pytest.fail(f"feature probe failed without a known cause: {status}")
 
 
 @pytest.fixture
@@ -141,7 +132,7 @@ def test_feature_probes_know_the_socket_kinds(name: str) -> None:
 
 
 def test_socket_filter_keeps_only_some_datagrams(sockobj: pyprobe.BpfObject) -> None:
-    need("socket_filter")
+    need_feature("socket_filter")
     rx, tx = udp_socket(), udp_socket()
     with rx, tx:
         rx.bind(("127.0.0.1", 0))
@@ -162,7 +153,7 @@ def test_socket_filter_keeps_only_some_datagrams(sockobj: pyprobe.BpfObject) -> 
 
 
 def test_socket_filter_by_fd_and_its_errors(sockobj: pyprobe.BpfObject) -> None:
-    need("socket_filter")
+    need_feature("socket_filter")
     prog = sockobj.programs["keep_k"]
     with udp_socket() as rx, udp_socket() as tx:
         rx.bind(("127.0.0.1", 0))
@@ -196,7 +187,7 @@ def test_socket_filter_by_fd_and_its_errors(sockobj: pyprobe.BpfObject) -> None:
 
 
 def test_object_close_detaches_the_socket_filter() -> None:
-    need("socket_filter")
+    need_feature("socket_filter")
     with udp_socket() as rx, udp_socket() as tx:
         rx.bind(("127.0.0.1", 0))
         obj = pyprobe.open(test_object("socket"))
@@ -217,7 +208,7 @@ def test_object_close_detaches_the_socket_filter() -> None:
 
 
 def test_reuseport_program_steers_datagrams_to_the_chosen_socket(sockobj: pyprobe.BpfObject) -> None:
-    need("sk_reuseport")
+    need_feature("sk_reuseport")
     group = [udp_socket(reuseport=True) for _ in range(3)]
     senders = [udp_socket() for _ in range(8)]
     try:
@@ -263,7 +254,7 @@ def drain_wait(s: socket.socket) -> list[bytes]:
 
 
 def test_reuseport_program_steers_connections_to_the_chosen_listener(sockobj: pyprobe.BpfObject) -> None:
-    need("sk_reuseport")
+    need_feature("sk_reuseport")
     group = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(2)]
     try:
         for s in group:
@@ -297,7 +288,7 @@ def test_reuseport_program_steers_connections_to_the_chosen_listener(sockobj: py
 
 
 def test_reuseport_needs_so_reuseport(sockobj: pyprobe.BpfObject) -> None:
-    need("sk_reuseport")
+    need_feature("sk_reuseport")
     with udp_socket() as s:
         s.bind(("127.0.0.1", 0))
         with pytest.raises(pyprobe.AttachError, match="has no SO_REUSEPORT") as err:
@@ -309,7 +300,7 @@ def test_reuseport_needs_so_reuseport(sockobj: pyprobe.BpfObject) -> None:
 
 
 def test_sk_lookup_hands_a_connection_to_a_chosen_socket(sockobj: pyprobe.BpfObject, netns: str) -> None:
-    need("sk_lookup")
+    need_feature("sk_lookup")
     port = 7777  # nobody listens on it in the private namespace
     sockobj.bss.lookup_port = port
     with in_netns(netns):
@@ -345,7 +336,7 @@ def test_sk_lookup_hands_a_connection_to_a_chosen_socket(sockobj: pyprobe.BpfObj
 def test_flow_dissector_on_a_netns_fd_and_object_attach_skips_the_socket_kinds(
     sockobj: pyprobe.BpfObject, netns: str
 ) -> None:
-    need("flow_dissector")
+    need_feature("flow_dissector")
     fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
     try:
         link = sockobj.programs["dissect"].attach_netns(fd)
@@ -362,7 +353,7 @@ def test_flow_dissector_on_a_netns_fd_and_object_attach_skips_the_socket_kinds(
 
 
 def test_attach_netns_errors(sockobj: pyprobe.BpfObject) -> None:
-    need("sk_lookup")
+    need_feature("sk_lookup")
     prog = sockobj.programs["steer"]
     with pytest.raises(pyprobe.AttachError, match=f"/run/netns/{PREFIX}_none") as missing:
         prog.attach_netns(f"{PREFIX}_none")
@@ -378,7 +369,7 @@ def test_attach_netns_errors(sockobj: pyprobe.BpfObject) -> None:
 
 
 def test_sk_msg_redirects_what_one_socket_sends_to_another(sockobj: pyprobe.BpfObject, listener: socket.socket) -> None:
-    need("sk_msg")
+    need_feature("sk_msg")
     socks = sockobj.maps["msg_socks"]
     assert isinstance(socks, pyprobe.SockHashMap)
     (c1, s1), (c2, s2) = tcp_pair(listener), tcp_pair(listener)
@@ -406,7 +397,7 @@ def test_sk_msg_redirects_what_one_socket_sends_to_another(sockobj: pyprobe.BpfO
 def test_sk_skb_redirects_what_one_socket_receives_to_another(
     sockobj: pyprobe.BpfObject, listener: socket.socket
 ) -> None:
-    need("sk_skb")
+    need_feature("sk_skb")
     socks = sockobj.maps["skb_socks"]
     assert isinstance(socks, pyprobe.SockMap)
     (c1, s1), (c2, s2) = tcp_pair(listener), tcp_pair(listener)
@@ -428,7 +419,7 @@ def test_sk_skb_redirects_what_one_socket_receives_to_another(
 
 
 def test_attach_sockmap_errors(sockobj: pyprobe.BpfObject) -> None:
-    need("sk_msg")
+    need_feature("sk_msg")
     prog = sockobj.programs["msg_redirect"]
     with pytest.raises(pyprobe.AttachError, match="is a reuseport_sockarray map, not a sockmap"):
         prog.attach_sockmap(sockobj.maps["reuseport_socks"])
@@ -478,7 +469,7 @@ def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes = b"x" 
 
 
 def test_flow_dissector_parses_a_packet_with_test_run(sockobj: pyprobe.BpfObject) -> None:
-    need("flow_dissector")
+    need_feature("flow_dissector")
     result = sockobj.programs["dissect"].test_run(udp_frame("10.1.2.3", "10.4.5.6", 4242, 53))
     assert result.retval == 0  # BPF_OK
     nhoff, thoff, addr_proto, _frag, _first, _encap, ip_proto, n_proto, sport, dport, src, dst = FLOW_KEYS.unpack(
@@ -491,7 +482,7 @@ def test_flow_dissector_parses_a_packet_with_test_run(sockobj: pyprobe.BpfObject
 
 
 def test_flow_dissector_runs_on_real_packets_of_its_namespace(sockobj: pyprobe.BpfObject, netns: str) -> None:
-    need("flow_dissector")
+    need_feature("flow_dissector")
     # With RPS on, the kernel hashes each received packet to choose a CPU: through the namespace's
     # flow dissector.
     rps = "echo 1 > /sys/class/net/lo/queues/rx-0/rps_cpus"  # CPU 0: online on every machine
