@@ -77,6 +77,21 @@ def check_frequency(frequency: object) -> int:
     return frequency
 
 
+def stack_ips(stacks: Any, cache: dict[int, tuple[int, ...]], stack_id: int) -> tuple[int, ...]:
+    """The addresses of ``stack_id`` in the stack trace map ``stacks``, cached in ``cache``: () for a
+    negative id (a stack not taken) or one no longer in the map."""
+    if stack_id < 0:
+        return ()
+    found = cache.get(stack_id)
+    if found is None:
+        try:
+            found = tuple(stacks[stack_id])
+        except KeyError:
+            found = ()
+        cache[stack_id] = found
+    return found
+
+
 def check_pids(pids: Sequence[int] | None) -> list[int] | None:
     """``pids`` checked: ints of running processes (ProcessLookupError naming a missing one), at most 1024."""
     if pids is None:
@@ -193,23 +208,12 @@ class FramePointerSampler:
         raw_keys = bytes(items.raw_keys)[: len(items) * _KEY.size]
         values = memoryview(bytes(items.raw_values)).cast("Q").tolist()[: len(items)]
         cache: dict[int, tuple[int, ...]] = {}
-
-        def stack(stack_id: int) -> tuple[int, ...]:
-            if stack_id < 0:
-                return ()
-            found = cache.get(stack_id)
-            if found is None:
-                try:
-                    found = tuple(stacks[stack_id])
-                except KeyError:
-                    found = ()
-                cache[stack_id] = found
-            return found
-
         out = []
         for (pid, tid, user_id, kernel_id, comm), n in zip(_KEY.iter_unpack(raw_keys), values, strict=True):
             name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
-            out.append(RawStack(pid, tid, name, stack(user_id), stack(kernel_id), n))
+            out.append(
+                RawStack(pid, tid, name, stack_ips(stacks, cache, user_id), stack_ips(stacks, cache, kernel_id), n)
+            )
         counts.clear()
         for stack_id in list(stacks):
             with contextlib.suppress(KeyError):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pyprobe._data import probe_file
 from pyprobe._ffi import lib
 from pyprobe.errors import LoadError, UnsupportedError
-from pyprobe.profile._sampler import PROF_MAX_PIDS, RawStack
+from pyprobe.profile._sampler import PROF_MAX_PIDS, RawStack, stack_ips
 from pyprobe.profile._unwind import F_NO_MODULE, HEADER_SIZE, Unwinder
 
 if TYPE_CHECKING:
@@ -329,11 +329,18 @@ class DwarfSampler:
         if not self._pending:
             return
         maps: Any = self._obj.maps
-        kstacks: dict[int, tuple[int, ...]] = {-1: ()}
-        ustacks: dict[int, tuple[int, ...]] = {-1: ()}
+        kstacks: dict[int, tuple[int, ...]] = {}
+        ustacks: dict[int, tuple[int, ...]] = {}
         agg = self._agg
         for (pid, tid, comm, user, kid, uid), count in self._pending.items():
-            key = (pid, tid, comm, user, _stack(maps["kstacks"], kstacks, kid), _stack(maps["ustacks"], ustacks, uid))
+            key = (
+                pid,
+                tid,
+                comm,
+                user,
+                stack_ips(maps["kstacks"], kstacks, kid),
+                stack_ips(maps["ustacks"], ustacks, uid),
+            )
             agg[key] = agg.get(key, 0) + count
         self._pending = {}
         for name, ids in (("kstacks", kstacks), ("ustacks", ustacks)):
@@ -341,14 +348,3 @@ class DwarfSampler:
                 if sid >= 0:
                     with contextlib.suppress(KeyError):
                         del maps[name][sid]
-
-
-def _stack(m: Any, cache: dict[int, tuple[int, ...]], sid: int) -> tuple[int, ...]:
-    stack = cache.get(sid)
-    if stack is None:
-        try:
-            stack = tuple(m[sid])
-        except KeyError:
-            stack = ()
-        cache[sid] = stack
-    return stack
