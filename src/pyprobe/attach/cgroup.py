@@ -14,7 +14,6 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from pyprobe import features
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, ProgramType
@@ -349,6 +348,8 @@ class CgroupAttach(ProgramCore):
         """The error of a refused attach: UnsupportedError where the kernel lacks the kind."""
         feature = CGROUP_PROGRAM_FEATURES[self.type]
         if err in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, 524):  # 524: the kernel's ENOTSUPP
+            from pyprobe import features
+
             features.require(feature, context)
             link_status = features.probe("cgroup_link")
             if how == "bpf_link" and not link_status.available:

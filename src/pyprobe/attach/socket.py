@@ -11,23 +11,21 @@ network namespace (:class:`NetnsLink`).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from pyprobe import features
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, MapType, ProgramType
 from pyprobe.errors import AttachError, BpfError, check_ptr, error_from_errno
 from pyprobe.link import Link, _AttachmentLink
 from pyprobe.maps import Map
-from pyprobe.maps._socket import SocketLike, socket_fd
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # socket, fcntl, features and pyprobe.maps._socket are imported where a method needs them
+    import socket
+
+    from pyprobe.maps._socket import SocketLike
 
 __all__ = ["NetnsLink", "ReuseportLink", "SockMapLink", "SocketAttach", "SocketFilterLink"]
 
@@ -98,6 +96,8 @@ class NetnsLink(Link):
 
 
 def _setsockopt_int(sock: socket.socket, option: int, value: int) -> None:
+    import socket
+
     sock.setsockopt(socket.SOL_SOCKET, option, value)
 
 
@@ -126,6 +126,8 @@ def _detach_from_map(prog_fd: int, map_fd: int, attach_type: int) -> Callable[[]
 
 def _check_netns(fd: int, shown: str, context: str) -> None:
     """Raises AttachError unless ``fd`` is an open network namespace (ioctl NS_GET_NSTYPE, Linux 4.11)."""
+    import fcntl
+
     try:
         kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError as exc:
@@ -144,6 +146,10 @@ class SocketAttach(ProgramCore):
 
     def _dup_socket(self, sock: SocketLike | int, context: str) -> tuple[socket.socket, int]:
         """A socket object of our own on a duplicate of ``sock``'s fd, and the caller's fd number."""
+        import socket
+
+        from pyprobe.maps._socket import socket_fd
+
         fd = socket_fd(sock, f"{context}: the socket")
         try:
             dup = os.dup(fd)
@@ -200,6 +206,8 @@ class SocketAttach(ProgramCore):
         )  # fmt: skip
         self._loaded_fd(context)
         own, fd = self._dup_socket(sock, context)
+        import socket
+
         try:
             reuse = own.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
         except OSError:
@@ -249,6 +257,8 @@ class SocketAttach(ProgramCore):
             guard = None
         else:
             raise TypeError(f"{context}: map must be a Map or a map fd, not {type(map).__name__}")
+        from pyprobe import features
+
         features.require(_SOCKMAP_FEATURE[ptype], context)
         with self._object._guard:
             prog_fd = os.dup(self._loaded_fd(context))
@@ -289,6 +299,8 @@ class SocketAttach(ProgramCore):
         self._require_kind(
             "attach_netns", tuple(_NETNS_FEATURE), 'a SEC("sk_lookup") or SEC("flow_dissector") program', context
         )
+        from pyprobe import features
+
         features.require(_NETNS_FEATURE[self.type], context)
         self._loaded_fd(context)
         if isinstance(netns, int) and not isinstance(netns, bool):

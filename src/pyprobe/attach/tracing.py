@@ -9,7 +9,6 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pyprobe import features, symbols, usdt
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
 from pyprobe.enums import AttachType, ProgramType
@@ -27,6 +26,7 @@ from pyprobe.link import (
 from pyprobe.perf_event import PerfEvent
 
 if TYPE_CHECKING:
+    from pyprobe import symbols
     from pyprobe.program import Program
 
 __all__ = ["TracingAttach"]
@@ -80,6 +80,8 @@ class TracingAttach(ProgramCore):
         pid = self._check_pid(pid, context)
         offset = self._check_int_arg(offset, "offset", 0, 2**63 - 1, context)
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
+        from pyprobe import symbols  # here, as features and usdt: loading without uprobes reads no ELF
+
         path = symbols.resolve_binary(binary, pid)
         info = symbols.elf_info(path)
         context = f"attach {kind} program '{self.name}' to {where} in {path}"
@@ -215,6 +217,8 @@ class TracingAttach(ProgramCore):
                 context=context, hint='declare it SEC("uprobe.multi") or use attach_uprobe',
             )  # fmt: skip
         pid = self._check_pid(pid, context)
+        from pyprobe import features, symbols
+
         path = symbols.resolve_binary(binary, pid)
         context = f"attach uprobe.multi program '{self.name}' to {functions!r} in {path}"
         if isinstance(functions, str):
@@ -270,6 +274,8 @@ class TracingAttach(ProgramCore):
         self._require_kind("attach_usdt", (ProgramType.KPROBE,), 'a SEC("usdt") program', context)
         pid = self._check_pid(pid, context)
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
+        from pyprobe import symbols, usdt
+
         path = symbols.resolve_binary(binary, pid)
         context = f"attach usdt program '{self.name}' to {provider}:{name} in {path}"
         have = usdt.probes(path)
@@ -364,6 +370,8 @@ class TracingAttach(ProgramCore):
             raise ValueError(f"{context}: function must be a non-empty str")
         offset = self._check_int_arg(offset, "offset", 0, 2**63 - 1, context)
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
+        from pyprobe import features
+
         features.require("kprobe", context)
         self._loaded_fd(context)
         opts = ffi.new("struct bpf_kprobe_opts *")
@@ -417,6 +425,8 @@ class TracingAttach(ProgramCore):
                 errno.EINVAL, f"attach type {self.attach_type.name.lower()} is not a tracing attach", context=context
             )
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
+        from pyprobe import features
+
         features.require(feature, context)
         self._loaded_fd(context)
         if feature == "lsm":
@@ -449,6 +459,8 @@ class TracingAttach(ProgramCore):
             raise BpfError(errno.EALREADY, "the object is already loaded: set the target before load", context=context)
         feature = self._trace_feature()
         if feature is not None:
+            from pyprobe import features
+
             features.require(feature, context)
         fd = self._target_fd(target, context)
         check_int(self._call(lib.bpf_program__set_attach_target, fd, function.encode()), context)
@@ -473,6 +485,8 @@ class TracingAttach(ProgramCore):
         self._require_kind("attach_freplace", (ProgramType.EXT,), 'a SEC("freplace") program', context)
         if not isinstance(function, str) or not function:
             raise ValueError(f"{context}: function must be a non-empty str")
+        from pyprobe import features
+
         features.require("freplace", context)
         fd = self._target_fd(target, context)
         self._loaded_fd(context)

@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pyprobe._btf_write import BtfWriter, UnsupportedType
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.btf import Btf, Kind
@@ -115,8 +114,7 @@ class Map(Resource):
     @classmethod
     def _wrap(cls, obj: BpfObject, ptr: Any) -> Map:
         """The Map object of the right subclass for a libbpf map of ``obj``."""
-        kind = cls._classes.get(int(lib.bpf_map__type(ptr)), Map)
-        return kind(obj, ptr)
+        return _class_for(int(lib.bpf_map__type(ptr)))(obj, ptr)
 
     # --- life cycle -------------------------------------------------------------
     # ``closed`` and ``_check_open`` come from Resource: an object's map shares
@@ -521,7 +519,7 @@ class Map(Resource):
                 btf = Btf.from_kernel(int(info.btf_id))
             except BpfError:
                 btf = None
-        kind = cls._classes.get(int(info.type), Map)
+        kind = _class_for(int(info.type))
         return kind(None, ffi.NULL, fd=fd, info=info, btf=btf, key_type=key_type, value_type=value_type)
 
     @classmethod
@@ -640,6 +638,30 @@ class Map(Resource):
 
 builtins_type = type
 
+_KIND_MODULES = {
+    "pyprobe.maps._cgroup": (MapType.CGRP_STORAGE, MapType.TASK_STORAGE, MapType.INODE_STORAGE, MapType.CGROUP_STORAGE),
+    "pyprobe.maps._iter": (MapType.USER_RINGBUF, MapType.STRUCT_OPS, MapType.ARENA),
+    "pyprobe.maps._network": (MapType.LPM_TRIE, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP),
+    "pyprobe.maps._socket": (MapType.SOCKMAP, MapType.SOCKHASH, MapType.REUSEPORT_SOCKARRAY),
+}
+"""The kind modules imported on first use of one of their map types (each registers its classes in
+``Map._classes`` when imported): socket, ipaddress and selectors load only for a map that needs them.
+The common kinds (pyprobe.maps._kinds) are imported with the package."""
+_KIND_MODULE_OF = {int(t): module for module, types in _KIND_MODULES.items() for t in types}
+
+
+def _class_for(map_type: int) -> builtins.type[Map]:
+    """The Map subclass of a map type (:class:`Map` itself for a type without one), importing its module
+    the first time; a type no module is listed for imports every kind module once before giving up."""
+    found = Map._classes.get(map_type)
+    if found is not None:
+        return found
+    import importlib
+
+    for module in (_KIND_MODULE_OF[map_type],) if map_type in _KIND_MODULE_OF else _KIND_MODULES:
+        importlib.import_module(module)
+    return Map._classes.get(map_type, Map)
+
 
 def _debug(message: str, *args: object) -> None:
     import logging  # only here: the import costs 5 ms of every start-up
@@ -658,6 +680,8 @@ def _create_with_btf(
     """
     if key_type in (None, bytes) or value_type in (None, bytes):
         return None
+    from pyprobe._btf_write import BtfWriter, UnsupportedType  # only here: standalone maps with types use it
+
     try:
         with BtfWriter() as writer:
             key_id = writer.add(key_type)
