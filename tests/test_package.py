@@ -72,6 +72,13 @@ def test_import_pyprobe_imports_none_of_its_submodules_nor_heavy_modules() -> No
     assert not [m for m in HEAVY if m in added or any(a.startswith(m + ".") for a in added)]
 
 
+def test_the_libbpf_binding_alone_imports_no_typing() -> None:
+    """``pyprobe._ffi`` (``pyprobe.libbpf_version``) loads the extension and nothing heavy."""
+    added = _fresh_modules("import pyprobe._ffi") - _fresh_modules("")
+    assert {"pyprobe._ffi", "pyprobe._libbpf"} <= added
+    assert not [m for m in HEAVY if m != "_cffi_backend" and m in added], sorted(added)
+
+
 def test_every_public_name_resolves_on_first_use() -> None:
     names = _fresh_modules(
         "import pyprobe\n"

@@ -6,7 +6,9 @@ extension was built against, and installs libbpf's print callback.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (6 ms): Any is only an annotation here
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     from pyprobe._libbpf import ffi as _ffi
