@@ -24,6 +24,18 @@ def main() -> None:
     c_exec = median_time(lambda: subprocess.run([str(helper("load")), str(obj), "0"], check=True), 15)
     print(f"import pyprobe: {(imported - bare) * 1e3:.1f} ms over a bare interpreter ({bare * 1e3:.1f} ms)")
     print(f"C program linked to libbpf, start to exit: {c_exec * 1e3:.1f} ms")
+    loading = median_time(lambda: subprocess.run([sys.executable, "-c", "import pyprobe.object"], check=True), 15)
+    print(f"import pyprobe.object (what loading an object imports): {(loading - bare) * 1e3:.1f} ms over a bare one")
+    load_once = f"import pyprobe; pyprobe.load({str(obj)!r}).close()"
+    fresh = median_time(lambda: subprocess.run([sys.executable, "-c", load_once], check=True), 15)
+    c_once = median_time(
+        lambda: subprocess.run([str(helper("load")), str(obj), "1"], check=True, capture_output=True), 15
+    )
+    print(
+        f"start, open+load+close {obj.name} once, exit: pyprobe {fresh * 1e3:.1f} ms "
+        f"({(fresh - bare) * 1e3:.1f} ms over a bare interpreter), C libbpf {c_once * 1e3:.1f} ms, "
+        f"ratio {fresh / c_once:.1f}x"
+    )
 
     for _ in range(100):
         pyprobe.load(obj).close()
