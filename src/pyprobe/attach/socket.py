@@ -204,10 +204,10 @@ class SocketAttach(ProgramCore):
             "attach_reuseport", (ProgramType.SK_REUSEPORT, ProgramType.SOCKET_FILTER),
             'a SEC("sk_reuseport") or SEC("socket") program', context,
         )  # fmt: skip
-        self._loaded_fd(context)
-        own, fd = self._dup_socket(sock, context)
         import socket
 
+        self._loaded_fd(context)
+        own, fd = self._dup_socket(sock, context)
         try:
             reuse = own.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
         except OSError:

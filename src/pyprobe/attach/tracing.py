@@ -80,7 +80,7 @@ class TracingAttach(ProgramCore):
         pid = self._check_pid(pid, context)
         offset = self._check_int_arg(offset, "offset", 0, 2**63 - 1, context)
         cookie = self._check_int_arg(cookie, "cookie", 0, 2**64 - 1, context)
-        from pyprobe import symbols  # here, as features and usdt: loading without uprobes reads no ELF
+        from pyprobe import symbols  # on first use, as features and usdt: a load without uprobes reads no ELF
 
         path = symbols.resolve_binary(binary, pid)
         info = symbols.elf_info(path)
