@@ -35,10 +35,11 @@ from pyprobe.cli.probespec import (
     split_binary,
 )  # fmt: skip
 from pyprobe.symbols import Symbol
-from pyprobe.usdt import UsdtProbe
 
 if TYPE_CHECKING:
     import argparse
+
+    from pyprobe.usdt import UsdtProbe
 
 __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "labels", "run"]
 
@@ -302,6 +303,8 @@ def _suggest(exc: pyprobe.SymbolNotFoundError, spec: ProbeSpec, pid: int | None)
 
 def find_usdt(spec: ProbeSpec, pid: int | None) -> UsdtProbe:
     """The USDT probe ``u:BINARY:PROVIDER:NAME`` names (its first site); SymbolNotFoundError when none."""
+    import pyprobe.usdt  # only USDT probes need it
+
     have = pyprobe.usdt.probes(spec.binary, pid)
     for p in have:
         if (p.provider, p.name) == (spec.provider, spec.name):
