@@ -1,9 +1,10 @@
 """`pyprobe trace` against bpftrace doing the same trace in the same run.
 
 Measures (1) the time from starting the tracer to the first event printed,
-(2) the time that tracing adds to each call of the traced function (entry and
-return probes; each call printed with its arguments, return value and
-latency), and (3) the peak RSS of `pyprobe trace`. bpftrace is Debian's
+for a target started every 2 ms, and with ``-p PID`` on a process calling
+the function every millisecond, (2) the time that tracing adds to each call
+of the traced function (entry and return probes; each call printed with its
+arguments, return value and latency), and (3) the peak RSS of `pyprobe trace`. bpftrace is Debian's
 package (``apt-get install bpftrace``); without it only pyprobe's figures
 print. The time to the first event is the best of RUNS starts (min, with the
 median and the spread), the two tracers alternating so that both see the same
@@ -30,8 +31,10 @@ CALLS = 20000
 RUNS = 7
 
 
-def tracer_commands(binary: str) -> dict[str, list[str]]:
-    cmds = {"pyprobe": [*PYPROBE, "trace", f"{binary}:long bc_work(long a, long b)"]}
+def tracer_commands(binary: str, pid: int | None = None) -> dict[str, list[str]]:
+    """The two tracers' commands; with ``pid``, each traces only that process (``-p PID``)."""
+    only = ["-p", str(pid)] if pid is not None else []
+    cmds = {"pyprobe": [*PYPROBE, "trace", f"{binary}:long bc_work(long a, long b)", *only]}
     bpftrace = shutil.which("bpftrace")
     if bpftrace:
         prog = (
@@ -39,7 +42,7 @@ def tracer_commands(binary: str) -> dict[str, list[str]]:
             f'uretprobe:{binary}:bc_work /@ts[tid]/ {{ printf("%d %d %s bc_work(a=%ld, b=%ld) = %ld [%d ns]\\n", '
             f"pid, tid, comm, @a[tid], @b[tid], retval, nsecs - @ts[tid]); delete(@ts[tid]); }}"
         )
-        cmds["bpftrace"] = [bpftrace, "-e", prog]
+        cmds["bpftrace"] = [bpftrace, *only, "-e", prog]
     return cmds
 
 
@@ -65,6 +68,27 @@ def start_and_wait_first_event(
             if any(is_event(line) for line in buf.splitlines()):
                 sel.close()
                 return proc, time.perf_counter() - start
+    proc.kill()
+    raise SystemExit(f"{cmd[0]}: no event within {timeout} s")
+
+
+def start_and_wait_first_event_of_pid(cmd: list[str], timeout: float = 30.0) -> tuple[subprocess.Popen[str], float]:
+    """Starts ``cmd`` (tracing a process that calls the function every millisecond); seconds to its first event."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = ""
+    try:
+        while time.perf_counter() - start < timeout:
+            if sel.select(timeout=0.5):
+                buf += proc.stdout.read() or ""
+                if any(is_event(line) for line in buf.splitlines()):
+                    return proc, time.perf_counter() - start
+    finally:
+        sel.close()
     proc.kill()
     raise SystemExit(f"{cmd[0]}: no event within {timeout} s")
 
@@ -102,6 +126,26 @@ def main() -> None:
             rss[name].append(drain_and_stop(proc))
             firsts[name].append(first)
             overheads[name].append(traced - base)
+    # `trace BINARY:FUNC -p PID` on a process calling the function every millisecond.
+    target = subprocess.Popen([binary, "--every", "1000"], stdout=subprocess.DEVNULL)
+    try:
+        pid_cmds = tracer_commands(binary, target.pid)
+        pid_firsts: dict[str, list[float]] = {name: [] for name in pid_cmds}
+        for _ in range(RUNS):
+            for name, cmd in pid_cmds.items():
+                proc, first = start_and_wait_first_event_of_pid(cmd)
+                drain_and_stop(proc)
+                pid_firsts[name].append(first)
+    finally:
+        target.kill()
+        target.wait()
+    for name, f in pid_firsts.items():
+        print(f"{name:>9}: -p PID, first event after {min(f) * 1e3:.0f} ms (best of {RUNS}; median "
+              f"{statistics.median(f) * 1e3:.0f}, {min(f) * 1e3:.0f}-{max(f) * 1e3:.0f})")  # fmt: skip
+    if "bpftrace" in pid_firsts:
+        p_f, b_f = pid_firsts["pyprobe"], pid_firsts["bpftrace"]
+        print(f"ratios pyprobe/bpftrace with -p PID: time to first event {min(p_f) / min(b_f):.2f}x best, "
+              f"{statistics.median(p_f) / statistics.median(b_f):.2f}x median (goal <= 0.5)")  # fmt: skip
     results: dict[str, dict[str, float]] = {}
     for name in cmds:
         f = firsts[name]

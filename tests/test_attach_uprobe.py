@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -329,3 +330,38 @@ def test_bad_argument_types(uobj: pyprobe.BpfObject) -> None:
 
 def test_build_dir_is_used() -> None:
     assert (BUILD / "tests" / "targets" / "args8").exists()
+
+
+def test_uprobe_event_opened_before_load_then_attached(utest: subprocess.Popen[bytes]) -> None:
+    """A uprobe registered as a perf event before its object loads fires once a program is attached to it."""
+    sym = pyprobe.symbols.resolve(target("utest"), "utest_add")
+    before = open_fds()
+    entry = pyprobe.perf_event.open_uprobe(str(target("utest")), sym.offset, pid=utest.pid)
+    ret = pyprobe.perf_event.open_uprobe(str(target("utest")), sym.offset, retprobe=True, pid=utest.pid)
+    assert (entry.cpu, entry.pid) == (-1, utest.pid) and entry.event.startswith("uprobe ")
+    assert ret.event.startswith("uretprobe ")
+    with pyprobe.load(test_object("attach_uprobe")) as obj:
+        with entry, ret:
+            links = [
+                obj.programs["add_entry"].attach_perf_event(entry, cookie=9),
+                obj.programs["add_return"].attach_perf_event(ret),
+            ]
+        assert entry.closed and not links[0].closed  # the link holds its own reference
+        assert wait_for(lambda: hit(obj, ADD_ENTRY)[0] > 2 and hit(obj, ADD_RETURN)[0] > 2)
+        _, a, b, _, pid, _, cookie, *_ = hit(obj, ADD_ENTRY)
+        assert (b, pid, cookie) == (3, utest.pid, 9) and 0 <= a < 100
+        assert 3 <= hit(obj, ADD_RETURN)[3] < 103
+    assert open_fds() == before
+
+
+def test_uprobe_event_errors_name_the_binary(tmp_path: Path) -> None:
+    with pytest.raises(pyprobe.AttachError, match=r"/nonexistent/bin.*not a file"):
+        pyprobe.perf_event.open_uprobe("/nonexistent/bin", 0x1000)
+    with pytest.raises(pyprobe.AttachError, match=re.escape(str(tmp_path))):
+        pyprobe.perf_event.open_uprobe(str(tmp_path), 0x1000)
+    with pytest.raises(TypeError, match="offset"):
+        pyprobe.perf_event.open_uprobe(str(target("utest")), -1)
+    with pytest.raises(TypeError, match="pid"):
+        pyprobe.perf_event.open_uprobe(str(target("utest")), 0, pid=-5)
+    with pytest.raises(pyprobe.AttachError, match=r"utest.*pid 2147483646"):
+        pyprobe.perf_event.open_uprobe(str(target("utest")), 0, pid=2**31 - 2)

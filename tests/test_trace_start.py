@@ -1,4 +1,4 @@
-"""How `pyprobe trace` starts: the first event wakes the reader at once, later ones wait for its timer."""
+"""How `pyprobe trace` starts: uprobes registered while the object loads; the first event wakes the reader at once."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import target
+import pyprobe
+from conftest import open_fds, target
 from pyprobe import features
+from pyprobe.cli._early import EarlyUprobes
 from pyprobe.cli.probespec import parse_probe
 from pyprobe.cli.trace import ENTRY_PLAIN, ENTRY_SLEEPABLE, Tracer
 
@@ -53,3 +55,29 @@ def test_a_trace_without_strings_loads_without_the_kernel_btf(caplog: pytest.Log
         assert tr._entry == (ENTRY_SLEEPABLE if sleepable else ENTRY_PLAIN)
     if sleepable:
         assert [m for m in caplog.messages if "bpf_copy_from_user_str" in m]
+
+
+def test_uprobes_are_registered_while_the_object_loads_and_attached_to_it() -> None:
+    """Entry and return probes are perf events opened in a thread before the load, attached to the programs after."""
+    utest = str(target("utest"))
+    before = open_fds()
+    with Tracer([parse_probe(f"{utest}:int utest_add(int a, int b)")]) as tr:
+        assert [type(link).__name__ for link in tr._links] == ["PerfEventLink", "PerfEventLink"]
+        subprocess.run([utest, "2", "0"], check=True, capture_output=True)
+        calls = tr.drain(timeout=2.0)
+        assert [(c.function.display, c.arg_values()) for c in calls][:1] == [("utest_add", [("a", "0"), ("b", "3")])]
+    assert open_fds() == before
+
+
+def test_early_uprobes_not_taken_are_closed_and_failures_left_to_attach() -> None:
+    utest = str(target("utest"))
+    offset = pyprobe.symbols.resolve(utest, "utest_add").offset
+    before = open_fds()
+    early = EarlyUprobes([(utest, offset, False), (utest, offset, True), ("/nonexistent/bin", 0x10, False)], -1)
+    assert early.take("/nonexistent/bin", 0x10, False) is None  # attach_uprobe reports the missing binary
+    taken = early.take(utest, offset, False)
+    assert taken is not None and not taken.closed
+    taken.close()
+    early.close()
+    early.close()
+    assert open_fds() == before

@@ -1,7 +1,14 @@
-"""Sampling perf events (perf_event_open) to attach perf_event programs to, one per CPU.
+"""Perf events (perf_event_open) to attach programs to: sampling events, one per CPU, and uprobes.
 
 >>> events = pyprobe.perf_event.open_sampling("cpu-clock", frequency=99)
 >>> links = [prog.attach_perf_event(ev) for ev in events]
+
+A uprobe event made before its program is loaded lets the kernel's part of
+the attach (registering the probe, which waits for an RCU grace period:
+5-10 ms) run while the object loads:
+
+>>> event = pyprobe.perf_event.open_uprobe("/usr/bin/bash", 0x2f3a0)   # in a thread, say
+>>> link = obj.programs["on_readline"].attach_perf_event(event)
 """
 
 from __future__ import annotations
@@ -11,9 +18,9 @@ import os
 
 from pyprobe._ffi import lib
 from pyprobe._resource import Resource
-from pyprobe.errors import BpfError, UnsupportedError, error_from_errno
+from pyprobe.errors import AttachError, BpfError, UnsupportedError, error_from_errno
 
-__all__ = ["HARDWARE_EVENTS", "SOFTWARE_EVENTS", "PerfEvent", "online_cpus", "open_sampling"]
+__all__ = ["HARDWARE_EVENTS", "SOFTWARE_EVENTS", "PerfEvent", "online_cpus", "open_sampling", "open_uprobe"]
 
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
@@ -29,7 +36,7 @@ HARDWARE_EVENTS = {
 
 
 class PerfEvent(Resource):
-    """One open perf event fd (``fd``) on ``cpu`` counting ``event``; ``close()`` closes it."""
+    """One open perf event fd (``fd``) on ``cpu`` (-1: every CPU, a uprobe) for ``event``; ``close()`` closes it."""
 
     def __init__(self, fd: int, event: str, cpu: int, pid: int) -> None:
         self.fd = fd
@@ -108,3 +115,57 @@ def open_sampling(
             ev.close()
         raise
     return opened
+
+
+_UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
+
+
+def _uprobe_pmu(retprobe: bool) -> tuple[int, int]:
+    """The uprobe PMU's type and the ``config`` that asks it for an entry or a return probe."""
+    try:
+        with open(f"{_UPROBE_PMU}/type") as f:
+            ptype = int(f.read())
+        config = 0
+        if retprobe:
+            with open(f"{_UPROBE_PMU}/format/retprobe") as f:
+                field, _, bit = f.read().strip().partition(":")  # "config:0"
+            if field != "config" or not bit.isdigit() or int(bit) > 63:
+                raise ValueError(f"unexpected {_UPROBE_PMU}/format/retprobe: {field}:{bit}")
+            config = 1 << int(bit)
+    except (OSError, ValueError) as exc:
+        raise UnsupportedError(
+            errno.EOPNOTSUPP, f"this kernel has no uprobe PMU ({exc}); Linux 4.17 added it", context="open uprobe"
+        ) from None
+    return ptype, config
+
+
+def open_uprobe(binary: str, offset: int, *, retprobe: bool = False, pid: int = -1) -> PerfEvent:
+    """Registers a uprobe (a uretprobe with ``retprobe``) at file ``offset`` of ``binary``, as a perf event.
+
+    ``binary`` is a path; ``offset`` the function's offset in the file (the
+    ``offset`` of :func:`pyprobe.symbols.find`). ``pid`` -1 traces every
+    process. The probe does nothing until a program is attached to it with
+    :meth:`~pyprobe.Program.attach_perf_event` (uprobe programs: ``SEC("uprobe")``,
+    ``SEC("uretprobe")``); the caller owns the event (close it once attached:
+    the link holds its own reference). Blocks for the kernel's registration,
+    which waits for an RCU grace period unless another uprobe was registered
+    just before. Raises AttachError naming the binary (missing file, offset
+    outside it, no such process), UnsupportedError without the uprobe PMU
+    (Linux 4.17).
+    """
+    kind = "uretprobe" if retprobe else "uprobe"
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**64:
+        raise TypeError(f"open_uprobe: offset must be an int in [0, 2**64), not {offset!r}")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not -1 <= pid < 2**31:
+        raise TypeError(f"open_uprobe: pid must be -1 or a process id, not {pid!r}")
+    context = f"open {kind} {binary}+{offset:#x}" + (f" for pid {pid}" if pid >= 0 else "")
+    path = os.fsencode(binary)
+    if b"\0" in path:
+        raise AttachError(errno.EINVAL, f"binary path {binary!r} contains a NUL byte", context=context)
+    if not os.path.isfile(path):
+        raise AttachError(errno.ENOENT, f"binary {binary!r} is not a file", context=context)
+    ptype, config = _uprobe_pmu(retprobe)
+    fd = int(lib.pyprobe_uprobe_event_open(ptype, config, path, offset, pid))
+    if fd < 0:
+        raise error_from_errno(-fd, context, AttachError)
+    return PerfEvent(fd, f"{kind} {binary}+{offset:#x}", -1, pid)

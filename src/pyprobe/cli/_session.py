@@ -9,9 +9,11 @@ import sys
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from pyprobe.cli._child import HeldChild
+if TYPE_CHECKING:
+    from pyprobe.cli._child import HeldChild
+
 
 __all__ = ["Session", "Status", "ending_signals"]
 
@@ -53,7 +55,11 @@ class Session:
             raise ValueError("give -p PID or -c CMD, not both")
         if pid is not None and not os.path.exists(f"/proc/{pid}"):
             raise ProcessLookupError(f"no process {pid}")
-        self.child = HeldChild(command) if command else None
+        self.child: HeldChild | None = None
+        if command:
+            from pyprobe.cli._child import HeldChild  # only -c CMD needs it
+
+            self.child = HeldChild(command)
         self.pid = self.child.pid if self.child else pid
         self.duration = duration
         self._start = time.monotonic()

@@ -22,6 +22,7 @@ from pyprobe import symbols
 from pyprobe._data import probe_file
 from pyprobe._record import Record
 from pyprobe.cli import _timeline
+from pyprobe.cli._early import EarlyUprobes
 from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import (
     HEX,
@@ -34,10 +35,11 @@ from pyprobe.cli.probespec import (
     split_binary,
 )  # fmt: skip
 from pyprobe.symbols import Symbol
-from pyprobe.usdt import UsdtProbe
 
 if TYPE_CHECKING:
     import argparse
+
+    from pyprobe.usdt import UsdtProbe
 
 __all__ = ["Call", "Function", "Tracer", "add_parser", "add_symbol_hint", "labels", "run"]
 
@@ -301,6 +303,8 @@ def _suggest(exc: pyprobe.SymbolNotFoundError, spec: ProbeSpec, pid: int | None)
 
 def find_usdt(spec: ProbeSpec, pid: int | None) -> UsdtProbe:
     """The USDT probe ``u:BINARY:PROVIDER:NAME`` names (its first site); SymbolNotFoundError when none."""
+    import pyprobe.usdt  # only USDT probes need it
+
     have = pyprobe.usdt.probes(spec.binary, pid)
     for p in have:
         if (p.provider, p.name) == (spec.provider, spec.name):
@@ -386,7 +390,16 @@ class Tracer:
         strings = any(p.type.kind == "string" for f in self.functions for p in f.params)
         sleepable = strings and pyprobe.features.available("sleepable_uprobe")
         self._entry = ENTRY_SLEEPABLE if sleepable else ENTRY_PLAIN
-        obj = pyprobe.open(probe_file("functrace_kstr" if sleepable else "functrace"))
+        early = EarlyUprobes(
+            ((f.binary, f.symbol.offset, ret) for _, single in plan.values() for f in single if f.symbol is not None
+             for ret in ((True,) if f.spec.kind == "return" else (False, True))),
+            self.pid,
+        )  # fmt: skip
+        try:
+            obj = pyprobe.open(probe_file("functrace_kstr" if sleepable else "functrace"))
+        except BaseException:
+            early.close()
+            raise
         _timeline.mark("object opened")
         try:
             single_used = any(single for _, single in plan.values())
@@ -405,16 +418,20 @@ class Tracer:
             for f in self.functions:
                 funcs[f.index] = f.config()
             _timeline.mark("config written")
-            self._attach(obj, plan)
+            self._attach(obj, plan, early)
             _timeline.mark(f"attached ({len(self._links)} links)")
             self._reader = pyprobe.RingBuffer(obj.maps["events"], event_type="ft_event", drain_interval=DRAIN_INTERVAL)
             _timeline.mark("reader ready")
         except BaseException:
             obj.close()
             raise
+        finally:
+            early.close()
         self._obj = obj
 
-    def _attach(self, obj: pyprobe.BpfObject, plan: dict[str, tuple[list[Function], list[Function]]]) -> None:
+    def _attach(
+        self, obj: pyprobe.BpfObject, plan: dict[str, tuple[list[Function], list[Function]]], early: EarlyUprobes
+    ) -> None:
         def probes(f: Function) -> int:
             return 1 if f.usdt is not None or f.spec.kind == "return" else 2
 
@@ -448,6 +465,11 @@ class Tracer:
                     if not retprobe and f.spec.kind == "return":
                         continue
                     self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.display} in {binary}")
+                    event = early.take(f.binary, f.symbol.offset, retprobe)
+                    if event is not None:
+                        with event:
+                            self._links.append(prog.attach_perf_event(event, cookie=f.index))
+                        continue
                     self._links.append(
                         prog.attach_uprobe(binary, None, offset=f.symbol.offset, pid=self.pid,
                                            retprobe=retprobe, cookie=f.index)

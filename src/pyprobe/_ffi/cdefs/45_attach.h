@@ -80,4 +80,5 @@ struct bpf_link *bpf_program__attach_xdp(const struct bpf_program *prog, int ifi
 int pyprobe_probe_prog(int prog_type, int attach_type, const char *btf_func, int do_attach);
 int pyprobe_probe_uprobe_multi(void);
 int pyprobe_perf_event_open(__u32 type, __u64 config, __u64 period, int freq, int pid, int cpu);
+int pyprobe_uprobe_event_open(__u32 type, __u64 config, const char *path, __u64 offset, int pid);
 int pyprobe_demangle(const char *mangled, char *out, size_t out_size);

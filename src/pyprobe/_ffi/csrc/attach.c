@@ -124,3 +124,23 @@ int pyprobe_perf_event_open(__u32 type, __u64 config, __u64 period, int freq, in
         return -errno;
     return (int)fd;
 }
+
+/* perf_event_open(2) of a uprobe (or, with the retprobe bit in `config`, a uretprobe) at `offset` in the file
+ * `path`, through the uprobe PMU of type `type`; pid -1 traces every process. Created enabled and without a
+ * program: it fires only once a program is attached to it. Returns the fd (close-on-exec) or a negative errno. */
+int pyprobe_uprobe_event_open(__u32 type, __u64 config, const char *path, __u64 offset, int pid)
+{
+    struct perf_event_attr attr;
+    long fd;
+
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = type;
+    attr.config = config;
+    attr.config1 = (__u64)(uintptr_t)path; /* uprobe_path */
+    attr.config2 = offset;                 /* probe_offset */
+    fd = syscall(__NR_perf_event_open, &attr, pid < 0 ? -1 : pid, pid < 0 ? 0 : -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return (int)fd;
+}

@@ -1,0 +1,55 @@
+"""Uprobe perf events registered in a thread while the trace object opens and loads.
+
+Registering a uprobe waits for an RCU grace period (5-10 ms here) unless
+another was registered just before; doing it before the object is loaded
+takes that wait off the start-up. Each event is attached later with
+``attach_perf_event``; one that could not be made is attached the usual way
+(``attach_uprobe``), which reports the error with the library's words.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from pyprobe.perf_event import PerfEvent, open_uprobe
+
+
+class EarlyUprobes:
+    """Opens a uprobe or uretprobe event per (binary, offset, retprobe) in a thread; owns them until taken."""
+
+    def __init__(self, probes: Iterable[tuple[str, int, bool]], pid: int) -> None:
+        self._wanted = list(dict.fromkeys(probes))
+        self._pid = pid
+        self._events: dict[tuple[str, int, bool], PerfEvent] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._open_all, name="pyprobe-uprobes", daemon=True)
+        self._thread.start()
+
+    def _open_all(self) -> None:
+        for probe in self._wanted:
+            binary, offset, retprobe = probe
+            try:
+                event = open_uprobe(binary, offset, retprobe=retprobe, pid=self._pid)
+            except Exception:
+                continue
+            with self._lock:
+                if self._closed:
+                    event.close()
+                    return
+                self._events[probe] = event
+
+    def take(self, binary: str, offset: int, retprobe: bool) -> PerfEvent | None:
+        """The event opened for the probe (the caller owns it now), or None; waits for the thread."""
+        self._thread.join()
+        with self._lock:
+            return self._events.pop((binary, offset, retprobe), None)
+
+    def close(self) -> None:
+        """Closes the events nobody took (idempotent); an event still being opened is closed when it comes."""
+        with self._lock:
+            self._closed = True
+            events, self._events = list(self._events.values()), {}
+        for event in events:
+            event.close()
