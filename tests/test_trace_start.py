@@ -73,11 +73,29 @@ def test_early_uprobes_not_taken_are_closed_and_failures_left_to_attach() -> Non
     utest = str(target("utest"))
     offset = pyprobe.symbols.resolve(utest, "utest_add").offset
     before = open_fds()
-    early = EarlyUprobes([(utest, offset, False), (utest, offset, True), ("/nonexistent/bin", 0x10, False)], -1)
-    assert early.take("/nonexistent/bin", 0x10, False) is None  # attach_uprobe reports the missing binary
+    early = EarlyUprobes([(utest, offset, False), (utest, offset, True)], -1)
     taken = early.take(utest, offset, False)
     assert taken is not None and not taken.closed
     taken.close()
     early.close()
     early.close()
+    assert open_fds() == before
+    failed = EarlyUprobes([(utest, offset, False), ("/nonexistent/bin", 0x10, False)], -1)
+    assert failed.take("/nonexistent/bin", 0x10, False) is None  # attach_uprobe reports the missing binary
+    assert failed.take(utest, offset, False) is None  # all or nothing
+    failed.close()
+    assert open_fds() == before
+
+
+def test_open_uprobes_is_all_or_nothing() -> None:
+    utest = str(target("utest"))
+    offset = pyprobe.symbols.resolve(utest, "utest_add").offset
+    before = open_fds()
+    events = pyprobe.perf_event.open_uprobes([(utest, offset, False), (utest, offset, True)])
+    assert [e.event.split()[0] for e in events] == ["uprobe", "uretprobe"]
+    for e in events:
+        e.close()
+    with pytest.raises(pyprobe.AttachError, match=r"uretprobe .*utest\+0x7fffffffffff"):
+        pyprobe.perf_event.open_uprobes([(utest, offset, False), (utest, 0x7FFFFFFFFFFF, True)])
+    assert pyprobe.perf_event.open_uprobes([]) == []
     assert open_fds() == before

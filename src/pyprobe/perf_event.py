@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 
-from pyprobe._ffi import lib
+from pyprobe._ffi import ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.errors import AttachError, BpfError, UnsupportedError, error_from_errno
 
-__all__ = ["HARDWARE_EVENTS", "SOFTWARE_EVENTS", "PerfEvent", "online_cpus", "open_sampling", "open_uprobe"]
+__all__ = [
+    "HARDWARE_EVENTS",
+    "SOFTWARE_EVENTS",
+    "PerfEvent",
+    "online_cpus",
+    "open_sampling",
+    "open_uprobe",
+    "open_uprobes",
+]
 
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
@@ -153,19 +162,49 @@ def open_uprobe(binary: str, offset: int, *, retprobe: bool = False, pid: int = 
     outside it, no such process), UnsupportedError without the uprobe PMU
     (Linux 4.17).
     """
-    kind = "uretprobe" if retprobe else "uprobe"
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**64:
-        raise TypeError(f"open_uprobe: offset must be an int in [0, 2**64), not {offset!r}")
+    return open_uprobes([(binary, offset, retprobe)], pid=pid)[0]
+
+
+def open_uprobes(probes: Iterable[tuple[str, int, bool]], *, pid: int = -1) -> list[PerfEvent]:
+    """:func:`open_uprobe` for each ``(binary, offset, retprobe)``, in one call into C (no GIL held between them).
+
+    All or nothing: on the first error the events already made are closed
+    and the error (as :func:`open_uprobe` raises it) names that probe.
+    """
     if not isinstance(pid, int) or isinstance(pid, bool) or not -1 <= pid < 2**31:
         raise TypeError(f"open_uprobe: pid must be -1 or a process id, not {pid!r}")
-    context = f"open {kind} {binary}+{offset:#x}" + (f" for pid {pid}" if pid >= 0 else "")
-    path = os.fsencode(binary)
-    if b"\0" in path:
-        raise AttachError(errno.EINVAL, f"binary path {binary!r} contains a NUL byte", context=context)
-    if not os.path.isfile(path):
-        raise AttachError(errno.ENOENT, f"binary {binary!r} is not a file", context=context)
-    ptype, config = _uprobe_pmu(retprobe)
-    fd = int(lib.pyprobe_uprobe_event_open(ptype, config, path, offset, pid))
-    if fd < 0:
-        raise error_from_errno(-fd, context, AttachError)
-    return PerfEvent(fd, f"{kind} {binary}+{offset:#x}", -1, pid)
+    wanted = list(probes)
+    paths, contexts = [], []
+    for binary, offset, retprobe in wanted:
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**64:
+            raise TypeError(f"open_uprobe: offset must be an int in [0, 2**64), not {offset!r}")
+        kind = "uretprobe" if retprobe else "uprobe"
+        context = f"open {kind} {binary}+{offset:#x}" + (f" for pid {pid}" if pid >= 0 else "")
+        path = os.fsencode(binary)
+        if b"\0" in path:
+            raise AttachError(errno.EINVAL, f"binary path {binary!r} contains a NUL byte", context=context)
+        if not os.path.isfile(path):
+            raise AttachError(errno.ENOENT, f"binary {binary!r} is not a file", context=context)
+        paths.append(ffi.new("char[]", path))
+        contexts.append((f"{kind} {binary}+{offset:#x}", context))
+    count = len(wanted)
+    if not count:
+        return []
+    ptype, entry_config = _uprobe_pmu(False)
+    return_config = _uprobe_pmu(True)[1] if any(retprobe for _, _, retprobe in wanted) else 0
+    configs = ffi.new("__u64[]", [return_config if retprobe else entry_config for _, _, retprobe in wanted])
+    offsets = ffi.new("__u64[]", [offset for _, offset, _ in wanted])
+    out = ffi.new("int[]", count)
+    lib.pyprobe_uprobe_events_open(ptype, configs, ffi.new("char *[]", paths), offsets, pid, out, count)
+    events: list[PerfEvent] = []
+    error: BaseException | None = None
+    for fd, (event, context) in zip(out, contexts, strict=True):
+        if fd >= 0:
+            events.append(PerfEvent(fd, event, -1, pid))
+        elif error is None:
+            error = error_from_errno(-fd, context, AttachError)
+    if error is not None:
+        for ev in events:
+            ev.close()
+        raise error
+    return events

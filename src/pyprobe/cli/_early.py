@@ -3,8 +3,9 @@
 Registering a uprobe waits for an RCU grace period (5-10 ms here) unless
 another was registered just before; doing it before the object is loaded
 takes that wait off the start-up. Each event is attached later with
-``attach_perf_event``; one that could not be made is attached the usual way
-(``attach_uprobe``), which reports the error with the library's words.
+``attach_perf_event``. When one cannot be made none is kept, and every
+function is attached the usual way (``attach_uprobe``), which reports the
+error in the library's words.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from pyprobe.perf_event import PerfEvent, open_uprobe
+from pyprobe.perf_event import PerfEvent, open_uprobes
 
 
 class EarlyUprobes:
@@ -28,17 +29,16 @@ class EarlyUprobes:
         self._thread.start()
 
     def _open_all(self) -> None:
-        for probe in self._wanted:
-            binary, offset, retprobe = probe
-            try:
-                event = open_uprobe(binary, offset, retprobe=retprobe, pid=self._pid)
-            except Exception:
-                continue
-            with self._lock:
-                if self._closed:
+        try:
+            events = open_uprobes(self._wanted, pid=self._pid)  # one C call: the GIL is taken back once
+        except Exception:
+            return
+        with self._lock:
+            if self._closed:
+                for event in events:
                     event.close()
-                    return
-                self._events[probe] = event
+                return
+            self._events = dict(zip(self._wanted, events, strict=True))
 
     def take(self, binary: str, offset: int, retprobe: bool) -> PerfEvent | None:
         """The event opened for the probe (the caller owns it now), or None; waits for the thread."""

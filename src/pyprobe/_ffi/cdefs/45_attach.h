@@ -81,4 +81,6 @@ int pyprobe_probe_prog(int prog_type, int attach_type, const char *btf_func, int
 int pyprobe_probe_uprobe_multi(void);
 int pyprobe_perf_event_open(__u32 type, __u64 config, __u64 period, int freq, int pid, int cpu);
 int pyprobe_uprobe_event_open(__u32 type, __u64 config, const char *path, __u64 offset, int pid);
+void pyprobe_uprobe_events_open(__u32 type, const __u64 *configs, const char *const *paths, const __u64 *offsets,
+                                int pid, int *out, size_t count);
 int pyprobe_demangle(const char *mangled, char *out, size_t out_size);

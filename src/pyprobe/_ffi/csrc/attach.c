@@ -144,3 +144,12 @@ int pyprobe_uprobe_event_open(__u32 type, __u64 config, const char *path, __u64 
         return -errno;
     return (int)fd;
 }
+
+/* pyprobe_uprobe_event_open for `count` probes in one call (the caller does not hold the GIL between them):
+ * out[i] receives the fd or a negative errno. */
+void pyprobe_uprobe_events_open(__u32 type, const __u64 *configs, const char *const *paths, const __u64 *offsets,
+                                int pid, int *out, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        out[i] = pyprobe_uprobe_event_open(type, configs[i], paths[i], offsets[i], pid);
+}
