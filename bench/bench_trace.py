@@ -46,6 +46,23 @@ def tracer_commands(binary: str, pid: int | None = None) -> dict[str, list[str]]
     return cmds
 
 
+def floor_command(binary: str, pid: int) -> list[str]:
+    """trace_floor.py's command for the same trace: the offset and the raw config record made here, beforehand."""
+    import struct
+
+    import pyprobe
+    from pyprobe._data import probe_file
+    from pyprobe.cli.probespec import parse_probe
+    from pyprobe.cli.trace import Tracer
+
+    with Tracer([parse_probe(f"{binary}:long bc_work(long a, long b)")], pid=pid) as tracer:
+        config = tracer._obj.maps["funcs"].get_bytes(struct.pack("<I", 0))
+    offset = pyprobe.symbols.resolve(binary, "bc_work").offset
+    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+    floor = str(ROOT / "bench" / "trace_floor.py")
+    return [python, floor, str(probe_file("functrace")), binary, str(offset), str(pid), config.hex()]
+
+
 def is_event(line: str) -> bool:
     return "bc_work(a=" in line
 
@@ -129,7 +146,7 @@ def main() -> None:
     # `trace BINARY:FUNC -p PID` on a process calling the function every millisecond.
     target = subprocess.Popen([binary, "--every", "1000"], stdout=subprocess.DEVNULL)
     try:
-        pid_cmds = tracer_commands(binary, target.pid)
+        pid_cmds = {**tracer_commands(binary, target.pid), "floor": floor_command(binary, target.pid)}
         pid_firsts: dict[str, list[float]] = {name: [] for name in pid_cmds}
         for _ in range(RUNS):
             for name, cmd in pid_cmds.items():
@@ -139,6 +156,7 @@ def main() -> None:
     finally:
         target.kill()
         target.wait()
+    print("(floor: the same trace made through the raw cffi binding alone, see trace_floor.py)")
     for name, f in pid_firsts.items():
         print(f"{name:>9}: -p PID, first event after {min(f) * 1e3:.0f} ms (best of {RUNS}; median "
               f"{statistics.median(f) * 1e3:.0f}, {min(f) * 1e3:.0f}-{max(f) * 1e3:.0f})")  # fmt: skip
