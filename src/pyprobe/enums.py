@@ -7,6 +7,7 @@ Values that a newer kernel adds decode as ``UNKNOWN_<n>`` members.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING, TypeVar
 
 
 class _KernelEnum(enum.IntEnum):
@@ -35,7 +36,33 @@ class _KernelEnum(enum.IntEnum):
             raise ValueError(f"unknown {cls.__name__}: {value!r} (expected one of: {names})") from None
 
 
-class ProgramType(_KernelEnum):
+_E = TypeVar("_E")
+
+if TYPE_CHECKING:
+    _Members = _KernelEnum
+
+    def _kernel_enum(cls: type[_E]) -> type[_E]:
+        return cls
+
+else:
+    # Each class body below is a plain class that this decorator turns into a _KernelEnum: enum's
+    # _simple_enum (what the standard library uses for its own large enums) builds the members without
+    # EnumType's per-member checks,
+    # in about 0.6 of a class statement's time at import.
+    _Members = object
+    _simple = getattr(enum, "_simple_enum", None)  # Python 3.11+
+
+    def _kernel_enum(cls: type[_E]) -> type[_E]:
+        if _simple is not None:
+            return _simple(_KernelEnum)(cls)
+        members = {k: v for k, v in vars(cls).items() if not k.startswith("_")}
+        made = _KernelEnum(cls.__name__, members, module=__name__, qualname=cls.__qualname__)
+        made.__doc__ = cls.__doc__
+        return made
+
+
+@_kernel_enum
+class ProgramType(_Members):
     """enum bpf_prog_type."""
 
     UNSPEC = 0
@@ -73,7 +100,8 @@ class ProgramType(_KernelEnum):
     NETFILTER = 32
 
 
-class MapType(_KernelEnum):
+@_kernel_enum
+class MapType(_Members):
     """enum bpf_map_type."""
 
     UNSPEC = 0
@@ -114,7 +142,8 @@ class MapType(_KernelEnum):
     ARENA = 33
 
 
-class AttachType(_KernelEnum):
+@_kernel_enum
+class AttachType(_Members):
     """enum bpf_attach_type."""
 
     CGROUP_INET_INGRESS = 0
@@ -177,7 +206,8 @@ class AttachType(_KernelEnum):
     TRACE_UPROBE_SESSION = 57
 
 
-class LinkType(_KernelEnum):
+@_kernel_enum
+class LinkType(_Members):
     """enum bpf_link_type."""
 
     UNSPEC = 0
