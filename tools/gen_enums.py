@@ -27,6 +27,7 @@ Values that a newer kernel adds decode as ``UNKNOWN_<n>`` members.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 
@@ -60,25 +61,30 @@ _E = TypeVar("_E")
 
 if TYPE_CHECKING:
     _Members = _KernelEnum
+    IntFlagBody = enum.IntFlag
+    """The base to declare for a ``@built_as(enum.IntFlag)`` class (``object`` at run time)."""
 
-    def _kernel_enum(cls: type[_E]) -> type[_E]:
-        return cls
+    def built_as(etype: type[enum.Enum]) -> Callable[[type[_E]], type[_E]]:
+        """Turns a plain class of ``NAME = value`` lines into an ``etype`` enum (declare it ``etype``'s subclass)."""
+        return lambda cls: cls
 
 else:
-    # Each class body below is a plain class that this decorator turns into a _KernelEnum: enum's
-    # _simple_enum (what the standard library uses for its own large enums) builds the members without
-    # EnumType's per-member checks,
-    # in about 0.6 of a class statement's time at import.
-    _Members = object
-    _simple = getattr(enum, "_simple_enum", None)  # Python 3.11+
+    # A class statement of an enum runs EnumType's checks for each member; enum's _simple_enum (what the
+    # standard library uses for its own large enums) builds the same class from a plain class body in
+    # about half the time, which every object open pays at import (Python 3.10: the functional API).
+    _Members = IntFlagBody = object
+    _simple = getattr(enum, "_simple_enum", None)
 
-    def _kernel_enum(cls: type[_E]) -> type[_E]:
-        if _simple is not None:
-            return _simple(_KernelEnum)(cls)
-        members = {k: v for k, v in vars(cls).items() if not k.startswith("_")}
-        made = _KernelEnum(cls.__name__, members, module=__name__, qualname=cls.__qualname__)
-        made.__doc__ = cls.__doc__
-        return made
+    def built_as(etype):
+        def build(cls):
+            if _simple is not None:
+                return _simple(etype)(cls)
+            members = {k: v for k, v in vars(cls).items() if not k.startswith("_")}
+            made = etype(cls.__name__, members, module=cls.__module__, qualname=cls.__qualname__)
+            made.__doc__ = cls.__doc__
+            return made
+
+        return build
 '''
 
 
@@ -89,7 +95,7 @@ def main() -> None:
         body = re.search(rf"enum {cname} \{{(.*?)\}};", src, re.S)
         if body is None:
             sys.exit(f"enum {cname} not found")
-        out.append(f'\n\n@_kernel_enum\nclass {cls}(_Members):\n    """enum {cname}."""\n\n')
+        out.append(f'\n\n@built_as(_KernelEnum)\nclass {cls}(_Members):\n    """enum {cname}."""\n\n')
         for name, value in re.findall(r"(\w+) = (\d+)", body.group(1)):
             if name.startswith("__"):
                 continue

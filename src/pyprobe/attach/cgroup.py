@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pyprobe._ffi import ffi, lib
 from pyprobe.attach._base import ProgramCore
-from pyprobe.enums import AttachType, ProgramType
+from pyprobe.enums import AttachType, IntFlagBody, ProgramType, built_as
 from pyprobe.errors import AttachError, BpfError, UnsupportedError, check_int, check_ptr, error_from_errno
 from pyprobe.link import Link
 
@@ -54,7 +54,8 @@ _SECTIONS = (
 )
 
 
-class CgroupAttachFlags(enum.IntFlag):
+@built_as(enum.IntFlag)
+class CgroupAttachFlags(IntFlagBody):
     """Flags of the classic ``bpf_prog_attach`` to a cgroup (BPF_F_*).
 
     ``NONE`` attaches the one program of the hook (exclusive); ``ALLOW_OVERRIDE``

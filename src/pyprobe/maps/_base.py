@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import Resource
 from pyprobe.btf import Btf, Kind
-from pyprobe.enums import MapType
+from pyprobe.enums import IntFlagBody, MapType, built_as
 from pyprobe.errors import (
     BpfError,
     KeyNotFoundError,
@@ -34,7 +34,8 @@ TYPES_SECTION = ".pyprobe.types"
 """The BTF DATASEC of the types ``<pyprobe/btf.h>`` exports (PYPROBE_EXPORT_TYPE, PYPROBE_EVENT_TYPE)."""
 
 
-class UpdateFlags(enum.IntFlag):
+@built_as(enum.IntFlag)
+class UpdateFlags(IntFlagBody):
     """Flags of a map update: ANY (insert or replace), NOEXIST (insert only), EXIST (replace only)."""
 
     ANY = 0
