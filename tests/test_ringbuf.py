@@ -400,6 +400,8 @@ def test_bad_maps_and_arguments_raise_clear_errors(obj: pyprobe.BpfObject) -> No
             rb.read_batch(max_events=0)
         with pytest.raises(ValueError, match="poll\\(\\) timeout"):
             rb.poll(timeout=-1)
+        with pytest.raises(ValueError, match=r"poll\(\) timeout .* not nan"):
+            rb.poll(timeout=float("nan"))
     spec = pyprobe.open(test_object("events"))
     try:
         with pytest.raises(pyprobe.MapError, match="load its object first"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import select
 import threading
@@ -122,7 +121,7 @@ def check_interval(value: object) -> float:
 def check_timeout(timeout: object, what: str) -> float | None:
     if timeout is None:
         return None
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or math.isnan(timeout) or timeout < 0:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:  # NaN too
         raise ValueError(f"{what} timeout must be None or a number of seconds >= 0, not {timeout!r}")
     return float(timeout)
 
@@ -193,7 +192,7 @@ class EventReader(Resource, Generic[E]):
                 self._poller = select.poll()
                 self._poller.register(self.fileno(), select.POLLIN)
                 self._poller.register(self._wake_fd, select.POLLIN)
-            self._poller.poll(max(1, math.ceil(timeout * 1000)))
+            self._poller.poll(max(1, -int(-timeout * 1000 // 1)))  # ms, rounded up
 
     def _next(self, max_events: int, timeout: float | None) -> tuple[Source, Batch[Any]] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -202,7 +201,7 @@ class EventReader(Resource, Generic[E]):
             got = self._take(max_events, force=False)
             if got is not None:
                 return got
-            remaining = math.inf if deadline is None else deadline - time.monotonic()
+            remaining = float("inf") if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 return self._take(max_events)  # at the deadline, whatever is there
             self._wait(min(remaining, step))

@@ -9,7 +9,6 @@ array without a Python call per event.
 
 from __future__ import annotations
 
-import array
 import ctypes
 import errno
 import importlib
@@ -176,6 +175,8 @@ class Batch(Sequence[E], Generic[E]):
         start = self._offsets[0]
         if start == 0:
             return self._offsets
+        import array  # here: the one use, off the import path of every reader
+
         return memoryview(array.array("I", [o - start for o in self._offsets]))
 
     def _decode(self, start: int, end: int) -> Any:
