@@ -95,7 +95,10 @@ def test_every_public_name_resolves_on_first_use() -> None:
     assert pyprobe.globals.GlobalVariables is pyprobe.GlobalVariables  # the submodule named like the builtin
 
 
-KIND_MODULES = ("pyprobe.maps._cgroup", "pyprobe.maps._iter", "pyprobe.maps._network", "pyprobe.maps._socket")
+KIND_MODULES = (
+    "pyprobe.maps._cgroup", "pyprobe.maps._fdmaps", "pyprobe.maps._iter", "pyprobe.maps._network",
+    "pyprobe.maps._socket", "pyprobe.maps._values",
+)  # fmt: skip
 """The map kind modules imported on first use of a map type or name of theirs (pyprobe.maps, _base._KIND_MODULES)."""
 UNUSED_ON_THE_TRACE_PATH = (
     "socket", "ipaddress", "selectors", "fcntl", "pyprobe._btf_write", "pyprobe.features", "pyprobe.usdt",

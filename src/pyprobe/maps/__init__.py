@@ -12,10 +12,7 @@ import sys
 from pyprobe.maps._base import KeyExistsError, Map, UpdateFlags
 from pyprobe.maps._kinds import (
     ArrayMap,
-    ArrayOfMaps,
-    BloomFilterMap,
     HashMap,
-    HashOfMaps,
     KeyValueMap,
     LruHashMap,
     LruPerCpuHashMap,
@@ -23,11 +20,7 @@ from pyprobe.maps._kinds import (
     PerCpuArrayMap,
     PerCpuHashMap,
     PerfEventArrayMap,
-    ProgArrayMap,
-    QueueMap,
     RingBufMap,
-    StackMap,
-    StackTraceMap,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING; type checkers see every name below
@@ -42,18 +35,22 @@ if TYPE_CHECKING:  # the kind modules below are imported on first use of a name 
         InodeStorageMap,
         TaskStorageMap,
     )
+    from pyprobe.maps._fdmaps import ArrayOfMaps, HashOfMaps, ProgArrayMap
     from pyprobe.maps._iter import ArenaMap, StructOpsMap, UserRingBufMap
     from pyprobe.maps._network import CpuMap, DevMap, DevMapHash, LpmTrieMap, XskMap
     from pyprobe.maps._socket import ReuseportSockArrayMap, SockHashMap, SockMap, socket_cookie
+    from pyprobe.maps._values import BloomFilterMap, QueueMap, StackMap, StackTraceMap
 
 _LAZY = {
     "CgroupId": "_cgroup", "CgroupLocalStorageMap": "_cgroup", "CgroupStorageKey": "_cgroup",
     "CgroupStorageMap": "_cgroup", "InodeStorageMap": "_cgroup", "TaskStorageMap": "_cgroup",
+    "ArrayOfMaps": "_fdmaps", "HashOfMaps": "_fdmaps", "ProgArrayMap": "_fdmaps",
     "ArenaMap": "_iter", "StructOpsMap": "_iter", "UserRingBufMap": "_iter",
     "CpuMap": "_network", "DevMap": "_network", "DevMapHash": "_network", "LpmTrieMap": "_network",
     "XskMap": "_network",
     "ReuseportSockArrayMap": "_socket", "SockHashMap": "_socket", "SockMap": "_socket",
     "socket_cookie": "_socket",
+    "BloomFilterMap": "_values", "QueueMap": "_values", "StackMap": "_values", "StackTraceMap": "_values",
 }  # fmt: skip
 """Public name -> the kind module (of pyprobe.maps) defining it: imported when the name is first used, or
 when an object has a map of one of its types (see ``_base._KIND_MODULES``), so that socket, ipaddress and

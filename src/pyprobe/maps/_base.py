@@ -641,13 +641,16 @@ builtins_type = type
 
 _KIND_MODULES = {
     "pyprobe.maps._cgroup": (MapType.CGRP_STORAGE, MapType.TASK_STORAGE, MapType.INODE_STORAGE, MapType.CGROUP_STORAGE),
+    "pyprobe.maps._fdmaps": (MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS),
     "pyprobe.maps._iter": (MapType.USER_RINGBUF, MapType.STRUCT_OPS, MapType.ARENA),
     "pyprobe.maps._network": (MapType.LPM_TRIE, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP),
     "pyprobe.maps._socket": (MapType.SOCKMAP, MapType.SOCKHASH, MapType.REUSEPORT_SOCKARRAY),
+    "pyprobe.maps._values": (MapType.STACK_TRACE, MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER),
 }
 """The kind modules imported on first use of one of their map types (each registers its classes in
 ``Map._classes`` when imported): socket, ipaddress and selectors load only for a map that needs them.
-The common kinds (pyprobe.maps._kinds) are imported with the package."""
+The common kinds (pyprobe.maps._kinds: hashes, arrays, ring buffers, perf event arrays) are imported
+with the package."""
 _KIND_MODULE_OF = {int(t): module for module, types in _KIND_MODULES.items() for t in types}
 
 

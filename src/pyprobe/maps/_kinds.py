@@ -26,13 +26,11 @@ from pyprobe.maps._codec import Codec, bulk, dict_of
 
 if TYPE_CHECKING:
     from pyprobe.perfbuf import PerfBuffer
-    from pyprobe.program import Program
     from pyprobe.ringbuf import RingBuffer
 
 __all__ = [
-    "ArrayMap", "ArrayOfMaps", "BloomFilterMap", "HashMap", "HashOfMaps", "KeyValueMap", "LruHashMap",
-    "LruPerCpuHashMap", "MapItems", "PerCpuArrayMap", "PerCpuHashMap", "PerfEventArrayMap", "ProgArrayMap",
-    "QueueMap", "RingBufMap", "StackMap", "StackTraceMap",
+    "ArrayMap", "HashMap", "KeyValueMap", "LruHashMap", "LruPerCpuHashMap", "MapItems", "PerCpuArrayMap",
+    "PerCpuHashMap", "PerfEventArrayMap", "RingBufMap",
 ]  # fmt: skip
 
 K = TypeVar("K")
@@ -47,7 +45,6 @@ D = TypeVar("D")
 _DUMP_CHUNK = 4096
 _WALK_CHUNK = 4096
 _WALK_BYTES = 4 << 20  # a chunk of per-CPU values on a machine with many CPUs stays below this
-_FD_MAX = (1 << 31) - 1
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
@@ -536,177 +533,6 @@ class PerCpuArrayMap(ArrayMap[list[V]]):
         ) -> int: ...
 
 
-class ProgArrayMap(Map):
-    """BPF_MAP_TYPE_PROG_ARRAY: slots of programs for tail calls.
-
-    ``m[i] = program`` (a loaded Program or a program fd), ``del m[i]``;
-    ``m[i]`` gives the id of the program in slot ``i``.
-    """
-
-    def _index(self, index: Any) -> bytes:
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"index of map '{self.name}' must be an int, not {type(index).__name__}")
-        if not 0 <= index < self.max_entries:
-            raise ValueError(f"index {index} of map '{self.name}' is out of range 0..{self.max_entries - 1}")
-        return index.to_bytes(4, "little")
-
-    def __setitem__(self, index: int, program: Program | int) -> None:
-        key = self._index(index)
-        fd = program if isinstance(program, int) else getattr(program, "fd", None)
-        if not isinstance(fd, int) or isinstance(fd, bool):
-            raise TypeError(f"map '{self.name}' holds programs (Program or fd), not {type(program).__name__}")
-        if fd < 0:
-            raise ValueError(f"program for map '{self.name}' is not loaded")
-        if fd > _FD_MAX:
-            raise ValueError(f"program fd for map '{self.name}' must be below 2**31, not {fd}")
-        self._update_raw(key, fd.to_bytes(4, "little"), 0, str(index))
-
-    def __getitem__(self, index: int) -> int:
-        raw = self._lookup_raw(self._index(index))
-        if raw is None:
-            raise self._missing(str(index))
-        return int.from_bytes(raw[:4], "little")
-
-    def __delitem__(self, index: int) -> None:
-        self._delete_raw(self._index(index), str(index))
-
-    def __contains__(self, index: object) -> bool:
-        return (
-            isinstance(index, int)
-            and 0 <= index < self.max_entries
-            and self._lookup_raw(self._index(index)) is not None
-        )
-
-
-class StackTraceMap(Map):
-    """BPF_MAP_TYPE_STACK_TRACE: ``m[stack_id]`` is the list of return addresses, innermost first."""
-
-    def _id(self, stack_id: Any) -> bytes:
-        if not isinstance(stack_id, int) or isinstance(stack_id, bool):
-            raise TypeError(f"stack id for map '{self.name}' must be an int, not {type(stack_id).__name__}")
-        if not 0 <= stack_id < 1 << 32:
-            raise ValueError(f"stack id {stack_id} for map '{self.name}' is out of range")
-        return stack_id.to_bytes(4, "little")
-
-    def __getitem__(self, stack_id: int) -> list[int]:
-        raw = self._lookup_raw(self._id(stack_id))
-        if raw is None:
-            raise self._missing(str(stack_id))
-        addresses = memoryview(raw).cast("Q").tolist()
-        end = addresses.index(0) if 0 in addresses else len(addresses)
-        return addresses[:end]
-
-    def __delitem__(self, stack_id: int) -> None:
-        self._delete_raw(self._id(stack_id), str(stack_id))
-
-    def __contains__(self, stack_id: object) -> bool:
-        return isinstance(stack_id, int) and self._lookup_raw(self._id(stack_id)) is not None
-
-    def __iter__(self) -> Iterator[int]:
-        for raw in self._raw_keys():
-            yield int.from_bytes(raw, "little")
-
-
-class _ValueOnly(Map, Generic[V]):
-    """Maps without keys: queue, stack, bloom filter."""
-
-    def _value(self, value: Any) -> bytes:
-        return self._codec[1].encode(value)
-
-
-class QueueMap(_ValueOnly[V]):
-    """BPF_MAP_TYPE_QUEUE: first in, first out; ``QueueMap[V]``."""
-
-    def push(self, value: V, *, overwrite: bool = False) -> None:
-        """Appends ``value``; a full map raises :class:`MapFullError` unless ``overwrite`` drops the oldest."""
-        self._update_raw(None, self._value(value), UpdateFlags.EXIST if overwrite else 0, "(push)")
-
-    def pop(self) -> V:
-        """Removes and returns the next value; raises :class:`KeyNotFoundError` when empty."""
-        with self._guard:
-            fd = self._loaded_fd(f"pop from map '{self.name}'")
-            out = ffi.new("char[]", max(self.value_size, 1))
-            ret = lib.bpf_map_lookup_and_delete_elem(fd, ffi.NULL, out)
-        if ret == -errno.ENOENT:
-            raise KeyNotFoundError(errno.ENOENT, "the map is empty", context=f"pop from map '{self.name}'")
-        check_int(ret, f"pop from map '{self.name}'", MapError)
-        value: V = self._codec[1].decode(bytes(ffi.buffer(out, self.value_size)))
-        return value
-
-    def peek(self) -> V:
-        """The next value without removing it; raises :class:`KeyNotFoundError` when empty."""
-        raw = self._lookup_raw(None)
-        if raw is None:
-            raise KeyNotFoundError(errno.ENOENT, "the map is empty", context=f"peek into map '{self.name}'")
-        value: V = self._codec[1].decode(raw)
-        return value
-
-
-class StackMap(QueueMap[V]):
-    """BPF_MAP_TYPE_STACK: last in, first out; ``StackMap[V]``."""
-
-
-class BloomFilterMap(_ValueOnly[V]):
-    """BPF_MAP_TYPE_BLOOM_FILTER: ``add(v)``; ``v in m`` is True for every added value (and rare false hits)."""
-
-    def add(self, value: V) -> None:
-        """Adds ``value`` to the filter."""
-        self._update_raw(None, self._value(value), 0, "(add)")
-
-    def __contains__(self, value: V) -> bool:
-        """Whether ``value`` may have been added (never False for an added one)."""
-        return self._lookup_raw_value(self._value(value))
-
-    def _lookup_raw_value(self, raw: bytes) -> bool:
-        with self._guard:
-            fd = self._loaded_fd(f"lookup in map '{self.name}'")
-            ret = lib.bpf_map_lookup_elem(fd, ffi.NULL, raw)
-        if ret == -errno.ENOENT:
-            return False
-        check_int(ret, f"lookup in map '{self.name}'", MapError)
-        return True
-
-
-class _OfMaps(Map):
-    """Maps of maps: ``m[k] = inner_map`` (a Map or a map fd); ``m[k]`` gives the inner map's id."""
-
-    def _inner_fd(self, inner: Any) -> bytes:
-        fd = inner if isinstance(inner, int) and not isinstance(inner, bool) else getattr(inner, "fd", None)
-        if not isinstance(fd, int) or isinstance(fd, bool) or isinstance(inner, bool):
-            raise TypeError(f"map '{self.name}' holds maps (Map or fd), not {type(inner).__name__}")
-        if fd < 0:
-            raise ValueError(f"inner map for map '{self.name}' is not created yet")
-        if fd > _FD_MAX:
-            raise ValueError(f"inner map fd for map '{self.name}' must be below 2**31, not {fd}")
-        return fd.to_bytes(4, "little")
-
-    def _key(self, key: Any) -> bytes:
-        return self._codec[0].encode(key)
-
-    def __setitem__(self, key: Any, inner: Map | int) -> None:
-        self._update_raw(self._key(key), self._inner_fd(inner), 0, _shown(key))
-
-    def __getitem__(self, key: Any) -> int:
-        raw = self._lookup_raw(self._key(key))
-        if raw is None:
-            raise self._missing(_shown(key))
-        return int.from_bytes(raw[:4], "little")
-
-    def __delitem__(self, key: Any) -> None:
-        self._delete_raw(self._key(key), _shown(key))
-
-    def __contains__(self, key: Any) -> bool:
-        return self._lookup_raw(self._key(key)) is not None
-
-
-class ArrayOfMaps(_OfMaps):
-    """BPF_MAP_TYPE_ARRAY_OF_MAPS."""
-
-
-class HashOfMaps(_OfMaps):
-    """BPF_MAP_TYPE_HASH_OF_MAPS."""
-
-
 _UNSET: Any = object()
 EVENT_VAR_PREFIX = "__pyprobe_event__"
 """Prefix of the ``.pyprobe.types`` variable naming a map's record type (``PYPROBE_EVENT_TYPE``)."""
@@ -887,13 +713,6 @@ Map._classes.update(
         MapType.PERCPU_HASH: PerCpuHashMap,
         MapType.PERCPU_ARRAY: PerCpuArrayMap,
         MapType.LRU_PERCPU_HASH: LruPerCpuHashMap,
-        MapType.PROG_ARRAY: ProgArrayMap,
-        MapType.STACK_TRACE: StackTraceMap,
-        MapType.QUEUE: QueueMap,
-        MapType.STACK: StackMap,
-        MapType.BLOOM_FILTER: BloomFilterMap,
-        MapType.ARRAY_OF_MAPS: ArrayOfMaps,
-        MapType.HASH_OF_MAPS: HashOfMaps,
         MapType.RINGBUF: RingBufMap,
         MapType.PERF_EVENT_ARRAY: PerfEventArrayMap,
     }
