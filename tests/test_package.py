@@ -102,7 +102,7 @@ KIND_MODULES = (
 """The map kind modules imported on first use of a map type or name of theirs (pyprobe.maps, _base._KIND_MODULES)."""
 UNUSED_ON_THE_TRACE_PATH = (
     "socket", "ipaddress", "selectors", "fcntl", "pyprobe._btf_write", "pyprobe.features", "pyprobe.usdt",
-    "math", "array",
+    "math", "array", "pyprobe._testrun",
     *KIND_MODULES,
 )  # fmt: skip
 
