@@ -71,14 +71,18 @@ if TYPE_CHECKING:
 else:
     # A class statement of an enum runs EnumType's checks for each member; enum's _simple_enum (what the
     # standard library uses for its own large enums) builds the same class from a plain class body in
-    # about half the time, which every object open pays at import (Python 3.10: the functional API).
+    # about half the time, which every object open pays at import (Python 3.10, or a _simple_enum that
+    # refuses the class: the functional API).
     _Members = IntFlagBody = object
     _simple = getattr(enum, "_simple_enum", None)
 
     def built_as(etype):
         def build(cls):
             if _simple is not None:
-                return _simple(etype)(cls)
+                try:
+                    return _simple(etype)(cls)
+                except Exception:  # a private helper: a later Python may change it
+                    pass
             members = {k: v for k, v in vars(cls).items() if not k.startswith("_")}
             made = etype(cls.__name__, members, module=cls.__module__, qualname=cls.__qualname__)
             made.__doc__ = cls.__doc__
