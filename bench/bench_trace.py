@@ -164,6 +164,10 @@ def main() -> None:
         p_f, b_f = pid_firsts["pyprobe"], pid_firsts["bpftrace"]
         print(f"ratios pyprobe/bpftrace with -p PID: time to first event {min(p_f) / min(b_f):.2f}x best, "
               f"{statistics.median(p_f) / statistics.median(b_f):.2f}x median (goal <= 0.5)")  # fmt: skip
+        fl = pid_firsts["floor"]
+        print(f"ratios floor/bpftrace with -p PID: {min(fl) / min(b_f):.2f}x best, "
+              f"{statistics.median(fl) / statistics.median(b_f):.2f}x median; pyprobe's own layers: "
+              f"{(min(p_f) - min(fl)) * 1e3:.0f} ms best")  # fmt: skip
     results: dict[str, dict[str, float]] = {}
     for name in cmds:
         f = firsts[name]
