@@ -216,16 +216,93 @@ def test_bytes_column_refuses_a_view_too_short_before_reading_it() -> None:
 
 
 @pytest.mark.parametrize("base", [BtfStruct, BtfUnion])
-def test_struct_hash_in_c_is_the_hash_of_the_bytes(base: type) -> None:
+def test_struct_hash_in_c_is_the_key_hash_of_the_bytes(base: type) -> None:
     class Pair(base):  # type: ignore[valid-type, misc]
         _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint64)]  # noqa: RUF012 - ctypes reads a list
 
     one, same, other = Pair(a=1), Pair(a=1), Pair(a=2)
-    assert hash(one) == hash(bytes(one)) == _BtfComposite.__hash__(one)
+    assert hash(one) == _codec._decode.key_hash(bytes(one)) == base.__hash__(one)
+    assert _BtfComposite.__hash__(one) == hash(bytes(one))  # the Python method, without pyprobe._decode
     assert hash(one) == hash(same) and one == same and hash(one) != hash(other)
+    assert {one: 1}[same] == 1 and same in {one} and other not in {one}
     ct = _value16()
     size = ctypes.sizeof(ct)
     values = Codec(ct, size, "value").decode_many(bytearray(range(size)) * 3, 3, size)
     assert dict_of(values, [1, 2, 3]) == {values[0]: 3}  # three equal keys: one entry
     with pytest.raises(TypeError):
         BtfStruct.__dict__["__hash__"](7)  # the method checks its instance
+
+
+def _slots_in_order(keys: list[object], table_bits: int) -> bool:
+    slots = [hash(k) & ((1 << table_bits) - 1) for k in keys]
+    return slots == sorted(slots)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "keys"),
+    [
+        ("Q", "u", [0, 1, 2**61 - 2, 2**61 - 1, 2**61, 2**63 + 12345, 2**64 - 1, *range(3, 300, 7)]),
+        ("q", "s", [0, -1, -2, 2**61 - 1, -(2**61) + 1, -(2**61), -(2**63), 2**63 - 1, *range(-300, 300, 11)]),
+        ("I", "u", [0, 2**32 - 1, 2**31, *range(1, 500, 3)]),
+        ("i", "s", [-(2**31), -1, 2**31 - 1, *range(-500, 500, 9)]),
+        ("h", "s", [-(2**15), -1, -2, 2**15 - 1, *range(-90, 90, 5)]),
+        ("B", "u", list(range(256))),
+        ("b", "s", list(range(-128, 128))),
+    ],
+)
+def test_hash_order_sorts_integer_keys_by_their_python_hash(code: str, kind: str, keys: list[int]) -> None:
+    size = struct.calcsize(code)
+    raw_keys = bytearray(struct.pack(f"={len(keys)}{code}", *keys))
+    raw_values = bytearray(struct.pack(f"={len(keys)}Q", *range(len(keys))))  # entry i holds i
+    out_keys, out_values = bytearray(len(raw_keys)), bytearray(len(raw_values))
+    addr = _address
+    _codec._decode.hash_order(
+        addr(raw_keys), addr(raw_values), len(keys), size, 8, kind, addr(out_keys), addr(out_values)
+    )
+    got_keys = list(struct.unpack(f"={len(keys)}{code}", out_keys))
+    got_values = list(struct.unpack(f"={len(keys)}Q", out_values))
+    assert sorted(got_keys) == sorted(keys) and [keys[i] for i in got_values] == got_keys  # a permutation of pairs
+    bits = max(3, (len(keys) + len(keys) // 2 - 1).bit_length())
+    assert _slots_in_order(got_keys, bits)
+
+
+def _address(buffer: bytearray) -> int:
+    from pyprobe._ffi import ffi
+
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buffer)))
+
+
+def test_hash_ordered_struct_keys_follow_their_hash_and_refuses_short_blobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    ct = Btf.from_file(test_object("maps")).type_by_name("struct point")
+    key, value = Codec(ct, 8, "key"), Codec(ctypes.c_uint32, 4, "value")
+    n = 1000
+    raw_keys = bytearray(b"".join(bytes(ct(x=i * 7919, y=i ^ 0x5A5A)) for i in range(n)))
+    raw_values = bytearray(struct.pack(f"={n}I", *range(n)))
+    assert _codec.hash_ordered(raw_keys, raw_values, n, key, value) is None  # too few entries to pay
+    monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    ordered = _codec.hash_ordered(raw_keys, raw_values, n, key, value)
+    assert ordered is not None
+    with bulk():
+        keys, values = key.decode_owned(ordered[0], n), value.decode_owned(ordered[1], n)
+    assert all(bytes(k) == raw_keys[v * 8 : v * 8 + 8] for k, v in zip(keys, values, strict=True))
+    assert sorted(values) == list(range(n)) and _slots_in_order(keys, (n + n // 2 - 1).bit_length())
+    assert keys[0] == ct.from_buffer_copy(bytes(keys[0])) and isinstance(keys[0], ct)
+    with pytest.raises(ValueError, match="do not fit"):
+        _codec.hash_ordered(raw_keys[:-1], raw_values, n, key, value)
+    with pytest.raises(ValueError, match="do not fit"):
+        _codec.hash_ordered(raw_keys, raw_values[:-1], n, key, value)
+    assert _codec.hash_ordered(raw_keys, raw_values, n, Codec(bytes, 8, "key"), value) is None  # bytes keys
+    monkeypatch.setattr(_codec, "_decode", None)
+    assert _codec.hash_ordered(raw_keys, raw_values, n, key, value) is None
+
+
+def test_hash_order_checks_its_arguments() -> None:
+    blob = bytearray(16)
+    a = _address(blob)
+    for args in [(a, a, -1, 8, 8, "u", a, a), (a, a, 2, 3, 8, "u", a, a), (a, a, 2, 8, 8, "x", a, a),
+                 (0, a, 2, 8, 8, "u", a, a), (a, a, 2, 0, 8, "r", a, a)]:  # fmt: skip
+        with pytest.raises(ValueError, match="hash_order"):
+            _codec._decode.hash_order(*args)
+    with pytest.raises(TypeError):
+        _codec._decode.hash_order(a, a, 2)
+    _codec._decode.hash_order(0, 0, 0, 8, 8, "u", 0, 0)  # nothing to do: no address read
