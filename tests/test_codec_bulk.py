@@ -8,6 +8,7 @@ import struct
 import sys
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -238,38 +239,69 @@ def _slots_in_order(keys: list[object], table_bits: int) -> bool:
     return slots == sorted(slots)
 
 
-@pytest.mark.parametrize(
-    ("code", "kind", "keys"),
-    [
-        ("Q", "u", [0, 1, 2**61 - 2, 2**61 - 1, 2**61, 2**63 + 12345, 2**64 - 1, *range(3, 300, 7)]),
-        ("q", "s", [0, -1, -2, 2**61 - 1, -(2**61) + 1, -(2**61), -(2**63), 2**63 - 1, *range(-300, 300, 11)]),
-        ("I", "u", [0, 2**32 - 1, 2**31, *range(1, 500, 3)]),
-        ("i", "s", [-(2**31), -1, 2**31 - 1, *range(-500, 500, 9)]),
-        ("h", "s", [-(2**15), -1, -2, 2**15 - 1, *range(-90, 90, 5)]),
-        ("B", "u", list(range(256))),
-        ("b", "s", list(range(-128, 128))),
-    ],
-)
-def test_hash_order_sorts_integer_keys_by_their_python_hash(code: str, kind: str, keys: list[int]) -> None:
-    size = struct.calcsize(code)
-    raw_keys = bytearray(struct.pack(f"={len(keys)}{code}", *keys))
-    raw_values = bytearray(struct.pack(f"={len(keys)}Q", *range(len(keys))))  # entry i holds i
-    out_keys, out_values = bytearray(len(raw_keys)), bytearray(len(raw_values))
-    addr = _address
-    _codec._decode.hash_order(
-        addr(raw_keys), addr(raw_values), len(keys), size, 8, kind, addr(out_keys), addr(out_values)
-    )
-    got_keys = list(struct.unpack(f"={len(keys)}{code}", out_keys))
-    got_values = list(struct.unpack(f"={len(keys)}Q", out_values))
-    assert sorted(got_keys) == sorted(keys) and [keys[i] for i in got_values] == got_keys  # a permutation of pairs
-    bits = max(3, (len(keys) + len(keys) // 2 - 1).bit_length())
-    assert _slots_in_order(got_keys, bits)
-
-
-def _address(buffer: bytearray) -> int:
+def _address(buffer: Any) -> int:
     from pyprobe._ffi import ffi
 
     return int(ffi.cast("uintptr_t", ffi.from_buffer(buffer)))
+
+
+INT_KEYS = [
+    ("Q", "u", [0, 1, 2**61 - 2, 2**61 - 1, 2**61, 2**63 + 12345, 2**64 - 1, *range(3, 300, 7)]),
+    ("q", "s", [0, -1, -2, 2**61 - 1, -(2**61) + 1, -(2**61), -(2**63), 2**63 - 1, *range(-300, 300, 11)]),
+    ("I", "u", [0, 2**32 - 1, 2**31, *range(1, 500, 3)]),
+    ("i", "s", [-(2**31), -1, 2**31 - 1, *range(-500, 500, 9)]),
+    ("h", "s", [-(2**15), -1, -2, 2**15 - 1, *range(-90, 90, 5)]),
+    ("H", "u", [2**16 - 1, *range(0, 900, 7)]),
+    ("B", "u", list(range(256))),
+    ("b", "s", list(range(-128, 128))),
+]
+
+
+@pytest.mark.parametrize(("code", "kind", "keys"), INT_KEYS)
+def test_hash_order_sorts_integer_keys_by_their_python_hash(code: str, kind: str, keys: list[int]) -> None:
+    n, size = len(keys), struct.calcsize(code)
+    raw_keys = bytearray(struct.pack(f"={n}{code}", *keys))
+    order, out = bytearray(4 * n), bytearray(len(raw_keys))
+    _codec._decode.hash_order(_address(raw_keys), n, size, kind, _address(order))
+    indexes = list(struct.unpack(f"={n}I", order))
+    _codec._decode.gather(_address(raw_keys), n, size, _address(order), _address(out))
+    got = list(struct.unpack(f"={n}{code}", out))
+    assert sorted(indexes) == list(range(n)) and got == [keys[i] for i in indexes]
+    assert _slots_in_order(got, max(3, (n + n // 2 - 1).bit_length()))
+
+
+@pytest.mark.parametrize(("code", "kind", "keys"), INT_KEYS)
+@pytest.mark.parametrize("ordered", [False, True])
+def test_column_dict_is_the_dict_of_the_decoded_columns(
+    code: str, kind: str, keys: list[int], ordered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = len(keys)
+    if ordered:
+        monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    raw_keys = bytearray(struct.pack(f"={n}{code}", *keys))
+    size = struct.calcsize(code)
+    key = Codec(_CTYPES[code], size, "key")
+    for value, raw_values in [
+        (Codec(bytes, 5, "value"), bytearray(b"".join(i.to_bytes(5, "little") for i in range(n)))),
+        (Codec(ctypes.c_int16, 2, "value"), bytearray(struct.pack(f"={n}h", *(i - n // 2 for i in range(n))))),
+    ]:
+        made = _codec.columns_dict(raw_keys, raw_values, n, key, value)
+        assert made is not None
+        assert made == dict(zip(keys, value.decode_many(raw_values, n, value.size), strict=True))
+        if ordered:
+            assert _slots_in_order(list(made), max(3, (n + n // 2 - 1).bit_length()))
+        else:
+            assert list(made) == keys  # the dump's order
+        with pytest.raises(ValueError, match="do not fit"):
+            _codec.columns_dict(raw_keys[:-1], raw_values, n, key, value)
+    assert _codec.columns_dict(raw_keys, raw_keys, n, key, Codec(ctypes.c_char * size, size, "value")) is None
+    assert _codec.columns_dict(raw_keys, raw_keys, n, key, Codec(ctypes.c_float, 4, "value")) is None
+
+
+_CTYPES: dict[str, Any] = {
+    "Q": ctypes.c_uint64, "q": ctypes.c_int64, "I": ctypes.c_uint32, "i": ctypes.c_int32,
+    "h": ctypes.c_int16, "H": ctypes.c_uint16, "B": ctypes.c_uint8, "b": ctypes.c_int8,
+}  # fmt: skip
 
 
 def test_hash_ordered_struct_keys_follow_their_hash_and_refuses_short_blobs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,17 +324,30 @@ def test_hash_ordered_struct_keys_follow_their_hash_and_refuses_short_blobs(monk
     with pytest.raises(ValueError, match="do not fit"):
         _codec.hash_ordered(raw_keys, raw_values[:-1], n, key, value)
     assert _codec.hash_ordered(raw_keys, raw_values, n, Codec(bytes, 8, "key"), value) is None  # bytes keys
+    assert _codec.columns_dict(raw_keys, raw_values, n, key, value) is None  # structs: not columns of C objects
     monkeypatch.setattr(_codec, "_decode", None)
     assert _codec.hash_ordered(raw_keys, raw_values, n, key, value) is None
+    assert _codec.columns_dict(raw_values, raw_values, n, value, value) is None
 
 
-def test_hash_order_checks_its_arguments() -> None:
+def test_the_order_functions_check_their_arguments() -> None:
     blob = bytearray(16)
     a = _address(blob)
-    for args in [(a, a, -1, 8, 8, "u", a, a), (a, a, 2, 3, 8, "u", a, a), (a, a, 2, 8, 8, "x", a, a),
-                 (0, a, 2, 8, 8, "u", a, a), (a, a, 2, 0, 8, "r", a, a)]:  # fmt: skip
+    decode = _codec._decode
+    for args in [(a, -1, 8, "u", a), (a, 2, 3, "u", a), (a, 2, 8, "x", a), (0, 2, 8, "u", a), (a, 2, 0, "r", a)]:
         with pytest.raises(ValueError, match="hash_order"):
-            _codec._decode.hash_order(*args)
+            decode.hash_order(*args)
     with pytest.raises(TypeError):
-        _codec._decode.hash_order(a, a, 2)
-    _codec._decode.hash_order(0, 0, 0, 8, 8, "u", 0, 0)  # nothing to do: no address read
+        decode.hash_order(a, 2)
+    decode.hash_order(0, 0, 8, "u", 0)  # nothing to do: no address read
+    order = bytearray(struct.pack("=2I", 1, 2))  # index 2 of 2 entries: refused before any copy
+    with pytest.raises(ValueError, match="beyond 2 entries"):
+        decode.gather(a, 2, 8, _address(order), a)
+    with pytest.raises(ValueError, match="beyond 2 entries"):
+        decode.column_dict(a, 4, "u", a, 4, "u", 2, _address(order))
+    for args in [(a, 3, "u", a, 4, "u", 2, None), (a, 4, "x", a, 4, "u", 2, None), (0, 4, "u", a, 4, "b", 2, None),
+                 (a, 4, "u", a, -1, "b", 2, None), (a, 4, "u", a, 4, "u", -1, None)]:  # fmt: skip
+        with pytest.raises(ValueError, match="column_dict"):
+            decode.column_dict(*args)
+    assert decode.column_dict(a, 4, "u", a, 4, "b", 2, None) == {0: bytes(4)}  # two equal keys: one entry
+    assert decode.column_dict(0, 4, "u", 0, 4, "b", 0, None) == {}

@@ -130,15 +130,24 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-@pytest.fixture(params=["numpy", "pure", "slot order"])
+C_COLUMNS = {  # shapes whose to_dict() is made in C straight from the columns
+    "int keys, bytes values", "int keys, int values", "u64 keys from 2**61 on", "negative signed keys",
+    "int keys, odd-sized bytes", "array of u16",
+}  # fmt: skip
+
+
+@pytest.fixture(params=["numpy", "pure", "slot order", "python"])
 def column_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """numpy's columns, the pure ones, or (C module) to_dict() in hash-slot order from the first entry on."""
+    """numpy's columns, the pure ones, to_dict() in hash-slot order from the first entry on, or no C module."""
     if request.param == "numpy":
         pytest.importorskip("numpy")
     elif request.param == "pure":
         monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy raises ImportError
-    else:
+    elif request.param == "slot order":
         monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    else:
+        monkeypatch.setattr(_codec, "_decode", None)
+        monkeypatch.setitem(sys.modules, "numpy", None)
     return str(request.param)
 
 
@@ -159,9 +168,12 @@ def test_decoded_dump_equals_per_key_lookups(shape: str, column_path: str) -> No
             written[k] = value
         items = m.items(batch=True)
         assert len(items) == N
-        ordered = _codec.hash_ordered(items.raw_keys, items.raw_values, N, m._codec[0], m._codec[1])
+        key_codec, value_codec = m._codec
+        ordered = _codec.hash_ordered(items.raw_keys, items.raw_values, N, key_codec, value_codec)
         int_or_btf_keys = shape != "bytes keys, plain struct values"
         assert (ordered is not None) == (column_path == "slot order" and int_or_btf_keys)
+        in_c = _codec.columns_dict(items.raw_keys, items.raw_values, N, key_codec, value_codec) is not None
+        assert in_c == (column_path != "python" and shape in C_COLUMNS)
         decoded = items.to_dict()
         by_key = {key: m[key] for key in m}
         assert len(decoded) == len(by_key) == N

@@ -25,7 +25,7 @@ try:
 except ImportError:  # a build without the C module: numpy, struct and zip below do the same, slower
     _decode = None  # type: ignore[assignment]
 
-__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "dict_of", "hash_ordered", "numpy_if_worth"]
+__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "columns_dict", "dict_of", "hash_ordered", "numpy_if_worth"]
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ def bulk() -> Iterator[None]:
 
 
 _SCALAR_CODES = set("bBhHiIlLqQ?fdc")
-_INT_CODES = frozenset("bBhHiIlLqQ?")
+_INT_CODES = frozenset("bBhHiIlLqQ")  # not "?": bools
 # From this many entries on, a dump goes into its dict in slot order (hash_ordered): below, the dict's tables
 # stay in the caches and the sort costs what the insertion saves (even at 1,000,000; 2x faster at 10,000,000).
 _HASH_ORDER_FROM = 2_000_000
@@ -126,39 +126,98 @@ def _hash_kind(codec: Codec) -> str | None:
     return None
 
 
-def hash_ordered(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[Any, Any] | None:
-    """The ``count`` entries of two blobs copied in the order of their slots in the dict they will fill, or None.
-
-    A dict of a million entries inserted in the kernel's bucket order writes
-    one random slot of its index table per key (a cache miss, most of an
-    insertion's cost); in slot order it writes the table nearly in sequence.
-    pyprobe._decode hashes the raw keys as Python hashes the decoded ones
-    (integers by value, BTF structs by their C ``__hash__``) and sorts them by
-    the low bits. None below 2,000,000 entries (where it does not pay), when
-    it is not built or the keys are of another kind (bytes keys' hashes are
-    Python's own, randomized per process). The copies are private: structs
-    decoded from them may share them (:meth:`Codec.decode_owned`). Raises
-    ValueError when a blob is shorter than ``count`` entries.
-    """
-    kind = _hash_kind(key)
-    if kind is None or count < _HASH_ORDER_FROM:
+def _column_kind(codec: Codec) -> str | None:
+    """How pyprobe._decode.column_dict makes the objects of ``codec`` (ints, bytes), or None if it cannot."""
+    if _decode is None or type(codec) is not Codec:
         return None
+    if codec.kind == "scalar" and codec.code in _INT_CODES:
+        return "s" if codec.code in _SIGNED_INT_CODES else "u"
+    return "b" if codec.kind == "raw" else None
+
+
+def _columns(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[memoryview, memoryview]:
     keys, values = memoryview(raw_keys), memoryview(raw_values)
     if count < 0 or keys.nbytes < count * key.size or values.nbytes < count * value.size:
         raise ValueError(
             f"{count} entries of {key.size} + {value.size} bytes do not fit in {keys.nbytes} + {values.nbytes}"
         )
+    return keys, values
+
+
+def _slot_order(keys: memoryview, count: int, key: Codec) -> Any:
+    """The order of the keys' slots in their dict (uint32 indexes, pyprobe._decode.hash_order), or None.
+
+    None below ``_HASH_ORDER_FROM`` entries, where it does not pay, when
+    pyprobe._decode is not built or the keys are of another kind (bytes keys'
+    hashes are Python's own, randomized per process).
+    """
+    kind = _hash_kind(key)
+    if kind is None or count < _HASH_ORDER_FROM:
+        return None
+    from pyprobe._ffi import ffi
+
+    order = ffi.new_allocator(should_clear_after_alloc=False)("uint32_t[]", count)
+    source = ffi.from_buffer(keys)  # alive and pinned during the call
+    _decode.hash_order(int(ffi.cast("uintptr_t", source)), count, key.size, kind, int(ffi.cast("uintptr_t", order)))
+    return order
+
+
+def hash_ordered(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[Any, Any] | None:
+    """The ``count`` entries of two blobs copied in the order of their slots in the dict they will fill, or None.
+
+    A dict of millions of entries inserted in the kernel's bucket order
+    writes one random slot of its index table per key (a cache miss, most of
+    an insertion's cost); in slot order it writes the table nearly in
+    sequence. pyprobe._decode hashes the raw keys as Python hashes the decoded
+    ones (integers by value, BTF structs by their C ``__hash__``) and sorts
+    them by the low bits. None below 2,000,000 entries (where it does not
+    pay), when it is not built or the keys are of another kind. The copies are
+    private: structs decoded from them may share them
+    (:meth:`Codec.decode_owned`). Raises ValueError when a blob is shorter
+    than ``count`` entries.
+    """
+    keys, values = _columns(raw_keys, raw_values, count, key, value)
+    order = _slot_order(keys, count, key)
+    if order is None:
+        return None
     from pyprobe._ffi import ffi
 
     uncleared = ffi.new_allocator(should_clear_after_alloc=False)
-    out_keys = uncleared("char[]", max(count * key.size, 1))
-    out_values = uncleared("char[]", max(count * value.size, 1))
-    src_keys, src_values = ffi.from_buffer(keys), ffi.from_buffer(values)  # alive and pinned during the call
-    _decode.hash_order(
-        int(ffi.cast("uintptr_t", src_keys)), int(ffi.cast("uintptr_t", src_values)), count, key.size, value.size,
-        kind, int(ffi.cast("uintptr_t", out_keys)), int(ffi.cast("uintptr_t", out_values)),
+    out = []
+    for view, size in ((keys, key.size), (values, value.size)):
+        blob = uncleared("char[]", max(count * size, 1))
+        source = ffi.from_buffer(view)  # alive and pinned during the call
+        _decode.gather(
+            int(ffi.cast("uintptr_t", source)), count, size, int(ffi.cast("uintptr_t", order)),
+            int(ffi.cast("uintptr_t", blob)),
+        )  # fmt: skip
+        out.append(ffi.buffer(blob, count * size))
+    return out[0], out[1]
+
+
+def columns_dict(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> dict[Any, Any] | None:
+    """The entries of two blobs of integers or raw bytes as a dict made in C straight from them, or None.
+
+    No list of keys or values in between, each object inserted while still in
+    the cache; in the dump's order, or in the slots' order from 2,000,000
+    entries on (see :func:`hash_ordered`). None when pyprobe._decode is not
+    built or the keys or values are of another kind. Raises ValueError when a
+    blob is shorter than ``count`` entries.
+    """
+    key_kind, value_kind = _column_kind(key), _column_kind(value)
+    if key_kind is None or value_kind is None:
+        return None
+    keys, values = _columns(raw_keys, raw_values, count, key, value)
+    order = _slot_order(keys, count, key)
+    from pyprobe._ffi import ffi
+
+    key_source, value_source = ffi.from_buffer(keys), ffi.from_buffer(values)  # alive and pinned during the call
+    made: dict[Any, Any] = _decode.column_dict(
+        int(ffi.cast("uintptr_t", key_source)), key.size, key_kind,
+        int(ffi.cast("uintptr_t", value_source)), value.size, value_kind,
+        count, None if order is None else int(ffi.cast("uintptr_t", order)),
     )  # fmt: skip
-    return ffi.buffer(out_keys, count * key.size), ffi.buffer(out_values, count * value.size)
+    return made
 
 
 class Codec:

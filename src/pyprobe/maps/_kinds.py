@@ -22,7 +22,7 @@ from pyprobe.btf import BtfError, Kind
 from pyprobe.enums import MapType
 from pyprobe.errors import BpfError, KeyNotFoundError, MapError, check_int, error_from_errno
 from pyprobe.maps._base import EINVAL_HINTS, TYPES_SECTION, U64_MAX, Map, UpdateFlags, check_ctype
-from pyprobe.maps._codec import Codec, bulk, dict_of, hash_ordered
+from pyprobe.maps._codec import Codec, bulk, columns_dict, dict_of, hash_ordered
 
 if TYPE_CHECKING:
     from pyprobe.perfbuf import PerfBuffer
@@ -124,9 +124,12 @@ class MapItems(Sequence[tuple[K, V]], Generic[K, V]):
         """
         if self._keys is None or self._values is None:
             n, key, value = self._count, self._key, self._value
-            ordered = hash_ordered(self.raw_keys, self.raw_values, n, key, value)
-            if ordered is not None:
-                with bulk():
+            with bulk():
+                made = columns_dict(self.raw_keys, self.raw_values, n, key, value)  # integers and bytes
+                if made is not None:
+                    return made
+                ordered = hash_ordered(self.raw_keys, self.raw_values, n, key, value)
+                if ordered is not None:
                     keys = key.decode_owned(ordered[0], n)
                     return dict_of(keys, value.decode_owned(ordered[1], n))
         keys, values = self.key_list(), self.value_list()

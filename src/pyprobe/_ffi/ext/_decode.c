@@ -10,8 +10,11 @@
  *   bytes_hash(cls)                        a ``__hash__`` method for ctypes types: key_hash of their bytes, in C
  *   key_hash(data)                         the hash of a struct key from its raw bytes (SipHash-1-3, keyed per
  *                                          process from Python's own hash of bytes: PYTHONHASHSEED applies)
- *   hash_order(keys, values, count, key_size, value_size, kind, out_keys, out_values)
- *                                          the entries copied into ``out_*`` in the order of their dict slots
+ *   hash_order(keys, count, key_size, kind, out_order)
+ *                                          the order of the keys' slots in a dict, as uint32 indexes
+ *   gather(src, count, size, order, out)   a column copied in that order
+ *   column_dict(keys, key_size, key_kind, values, value_size, value_kind, count, order)
+ *                                          a dict straight from two raw columns of ints or bytes
  */
 #define PY_SSIZE_T_CLEAN
 #ifndef Py_LIMITED_API
@@ -259,44 +262,42 @@ static Py_hash_t int_hash(const unsigned char *src, Py_ssize_t size, int is_sign
     }
 }
 
-/* The entries, copied from ``keys``/``values`` into ``out_keys``/``out_values`` sorted by the low bits of their
- * keys' hashes: the index of the dict they go into (a power of two >= 1.5 * count slots) is then written nearly
- * in order, not at one random slot per key (a cache miss each); so is each smaller index the dict had while it
+static int int_size(Py_ssize_t size)
+{
+    return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
+/* The order of ``count`` raw keys in the slots of the dict they go into (a power of two >= 1.5 * count slots),
+ * written as uint32 indexes into ``out_order``: inserted in that order, the dict's index is written nearly in
+ * sequence, not at one random slot per key (a cache miss each); so is each smaller index the dict had while it
  * grew (one sweep after another). kind: 'u' or 's' for integer keys of 1, 2, 4 or 8 bytes (unsigned, signed:
  * hashed as Python hashes their int), 'r' for struct keys (raw_hash). The sort: the slot bits of every hash, a
  * counting sort of the indexes on the high half of them, then one on the low half inside each bucket (small
- * enough for the cache); about 12 bytes of scratch per entry. */
+ * enough for the cache); 4 bytes of scratch per entry besides the order. */
 static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    const unsigned char *keys, *values;
-    unsigned char *out_keys, *out_values;
-    Py_ssize_t count, key_size, value_size;
+    const unsigned char *keys;
+    Py_ssize_t count, key_size;
     const char *kind;
-    uint32_t *slots, *order, *bucket, *counts, *low_counts, mask;
+    uint32_t *slots = NULL, *order, *bucket = NULL, *counts = NULL, *low_counts = NULL, mask, low_mask;
     size_t largest = 0;
     unsigned bits, low_bits, high_bits;
 
     (void)module;
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "hash_order(keys, values, count, key_size, value_size, kind, out_keys, "
-                                         "out_values) takes eight arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "hash_order(keys, count, key_size, kind, out_order) takes five arguments");
         return NULL;
     }
     keys = PyLong_AsVoidPtr(args[0]);
-    values = PyLong_AsVoidPtr(args[1]);
-    count = PyLong_AsSsize_t(args[2]);
-    key_size = PyLong_AsSsize_t(args[3]);
-    value_size = PyLong_AsSsize_t(args[4]);
-    kind = PyUnicode_AsUTF8AndSize(args[5], NULL);
-    out_keys = PyLong_AsVoidPtr(args[6]);
-    out_values = PyLong_AsVoidPtr(args[7]);
+    count = PyLong_AsSsize_t(args[1]);
+    key_size = PyLong_AsSsize_t(args[2]);
+    kind = PyUnicode_AsUTF8AndSize(args[3], NULL);
+    order = PyLong_AsVoidPtr(args[4]);
     if (PyErr_Occurred())
         return NULL;
-    if (count < 0 || count > (Py_ssize_t)UINT32_MAX || key_size <= 0 || value_size < 0 ||
-        (count > 0 && (keys == NULL || out_keys == NULL || (value_size > 0 && (values == NULL || out_values == NULL)))) ||
-        strlen(kind) != 1 || !strchr("usr", kind[0]) ||
-        (kind[0] != 'r' && key_size != 1 && key_size != 2 && key_size != 4 && key_size != 8)) {
-        PyErr_SetString(PyExc_ValueError, "hash_order: bad addresses, count, sizes or kind");
+    if (count < 0 || count > (Py_ssize_t)UINT32_MAX || key_size <= 0 || (count > 0 && (keys == NULL || order == NULL)) ||
+        strlen(kind) != 1 || !strchr("usr", kind[0]) || (kind[0] != 'r' && !int_size(key_size))) {
+        PyErr_SetString(PyExc_ValueError, "hash_order: bad addresses, count, key size or kind");
         return NULL;
     }
     if (count == 0)
@@ -306,12 +307,11 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
     low_bits = bits / 2;
     high_bits = bits - low_bits;
     mask = (uint32_t)(((uint64_t)1 << bits) - 1);
+    low_mask = ((uint32_t)1 << low_bits) - 1;
     slots = PyMem_Malloc((size_t)count * sizeof(*slots));
-    order = PyMem_Malloc((size_t)count * sizeof(*order));
     counts = PyMem_Calloc(((size_t)1 << high_bits) + 1, sizeof(*counts));
     low_counts = PyMem_Malloc(((size_t)1 << low_bits) * sizeof(*low_counts));
-    bucket = NULL;
-    if (slots == NULL || order == NULL || counts == NULL || low_counts == NULL)
+    if (slots == NULL || counts == NULL || low_counts == NULL)
         goto no_memory;
     for (Py_ssize_t i = 0; i < count; i++) {
         const unsigned char *key = keys + i * key_size;
@@ -333,7 +333,6 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
         goto no_memory;
     for (size_t d = 0, start = 0; d < ((size_t)1 << high_bits); start = counts[d], d++) {
         size_t n = counts[d] - start, at = 0;
-        uint32_t low_mask = ((uint32_t)1 << low_bits) - 1;
 
         if (n < 2)
             continue;
@@ -350,26 +349,166 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
             bucket[low_counts[slots[order[j]] & low_mask]++] = order[j];
         memcpy(order + start, bucket, n * sizeof(*bucket));
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        size_t from = order[i];
-
-        memcpy(out_keys + i * key_size, keys + from * key_size, key_size);
-        if (value_size > 0)
-            memcpy(out_values + i * value_size, values + from * value_size, value_size);
-    }
     PyMem_Free(slots);
-    PyMem_Free(order);
     PyMem_Free(counts);
     PyMem_Free(low_counts);
     PyMem_Free(bucket);
     Py_RETURN_NONE;
 no_memory:
     PyMem_Free(slots);
-    PyMem_Free(order);
     PyMem_Free(counts);
     PyMem_Free(low_counts);
     PyMem_Free(bucket);
     return PyErr_NoMemory();
+}
+
+/* Reads ``count`` uint32 indexes at ``address``, each below ``limit`` (checked: they index caller memory). */
+static const uint32_t *order_arg(PyObject *address, Py_ssize_t count, Py_ssize_t limit)
+{
+    const uint32_t *order = PyLong_AsVoidPtr(address);
+
+    if (order == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if ((Py_ssize_t)order[i] >= limit) {
+            PyErr_Format(PyExc_ValueError, "order: index %zd is %u, beyond %zd entries", i, order[i], limit);
+            return NULL;
+        }
+    return order;
+}
+
+/* out[i] = src[order[i]] for ``count`` fields of ``size`` bytes: a blob in the order hash_order() gave. */
+static PyObject *gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *src;
+    unsigned char *out;
+    const uint32_t *order;
+    Py_ssize_t count, size;
+
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "gather(src, count, size, order, out) takes five arguments");
+        return NULL;
+    }
+    src = PyLong_AsVoidPtr(args[0]);
+    count = PyLong_AsSsize_t(args[1]);
+    size = PyLong_AsSsize_t(args[2]);
+    out = PyLong_AsVoidPtr(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (count < 0 || size <= 0 || (count > 0 && (src == NULL || out == NULL))) {
+        PyErr_SetString(PyExc_ValueError, "gather: bad addresses, count or size");
+        return NULL;
+    }
+    if (count == 0)
+        Py_RETURN_NONE;
+    order = order_arg(args[3], count, count);
+    if (order == NULL)
+        return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "gather: no order"), NULL);
+    for (Py_ssize_t i = 0; i < count; i++)
+        memcpy(out + i * size, src + (size_t)order[i] * size, size);
+    Py_RETURN_NONE;
+}
+
+/* One key or value of a column: an int of 1, 2, 4 or 8 bytes ('u' unsigned, 's' signed) or bytes ('b'). */
+static PyObject *column_item(const unsigned char *src, Py_ssize_t size, char kind)
+{
+    if (kind == 'b')
+        return PyBytes_FromStringAndSize((const char *)src, size);
+    switch (size) {
+    case 1:
+        return kind == 's' ? PyLong_FromLong(*(const int8_t *)src) : PyLong_FromUnsignedLong(*src);
+    case 2: {
+        uint16_t v;
+
+        memcpy(&v, src, 2);
+        return kind == 's' ? PyLong_FromLong((int16_t)v) : PyLong_FromUnsignedLong(v);
+    }
+    case 4: {
+        uint32_t v;
+
+        memcpy(&v, src, 4);
+        return kind == 's' ? PyLong_FromLong((int32_t)v) : PyLong_FromUnsignedLong(v);
+    }
+    default: {
+        uint64_t v;
+
+        memcpy(&v, src, 8);
+        return kind == 's' ? PyLong_FromLongLong((int64_t)v) : PyLong_FromUnsignedLongLong(v);
+    }
+    }
+}
+
+static int column_kind(const char *kind, Py_ssize_t size)
+{
+    if (kind == NULL || strlen(kind) != 1)
+        return 0;
+    if (kind[0] == 'b')
+        return size >= 0;
+    return (kind[0] == 'u' || kind[0] == 's') && int_size(size);
+}
+
+/* A dict made straight from two raw columns, without the lists of keys and values (8 bytes and a page fault
+ * every 512 entries each) and with every object inserted while it is still in the cache. Entries in the order of
+ * the uint32 indexes at ``order`` (0: the columns' order). */
+static PyObject *column_dict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *keys, *values;
+    Py_ssize_t key_size, value_size, count;
+    const char *key_kind, *value_kind;
+    const uint32_t *order = NULL;
+    PyObject *dict;
+
+    (void)module;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "column_dict(keys, key_size, key_kind, values, value_size, value_kind, "
+                                         "count, order) takes eight arguments");
+        return NULL;
+    }
+    keys = PyLong_AsVoidPtr(args[0]);
+    key_size = PyLong_AsSsize_t(args[1]);
+    key_kind = PyUnicode_AsUTF8AndSize(args[2], NULL);
+    values = PyLong_AsVoidPtr(args[3]);
+    value_size = PyLong_AsSsize_t(args[4]);
+    value_kind = PyUnicode_AsUTF8AndSize(args[5], NULL);
+    count = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (count < 0 || !column_kind(key_kind, key_size) || !column_kind(value_kind, value_size) ||
+        (count > 0 && (keys == NULL || values == NULL))) {
+        PyErr_SetString(PyExc_ValueError, "column_dict: bad addresses, count, sizes or kinds");
+        return NULL;
+    }
+    if (args[7] != Py_None) {
+        order = order_arg(args[7], count, count);
+        if (order == NULL && (count > 0 || PyErr_Occurred()))
+            return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "column_dict: no order"), NULL);
+    }
+    dict = PyDict_New();
+    if (dict == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        size_t at = order != NULL ? order[i] : (size_t)i;
+        PyObject *key = column_item(keys + at * key_size, key_size, key_kind[0]), *value;
+        int err;
+
+        if (key == NULL)
+            goto fail;
+        value = column_item(values + at * value_size, value_size, value_kind[0]);
+        if (value == NULL) {
+            Py_DECREF(key);
+            goto fail;
+        }
+        err = PyDict_SetItem(dict, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (err < 0)
+            goto fail;
+    }
+    return dict;
+fail:
+    Py_DECREF(dict);
+    return NULL;
 }
 
 static PyMethodDef hash_def = {"__hash__", struct_hash, METH_NOARGS, "key_hash(bytes(self)), computed in place."};
@@ -392,8 +531,12 @@ static PyMethodDef methods[] = {
     {"bytes_hash", bytes_hash, METH_O, "bytes_hash(cls): a __hash__ method for cls returning key_hash(bytes(self))."},
     {"key_hash", key_hash, METH_O, "key_hash(data): the hash of a struct key from its raw bytes."},
     {"hash_order", (PyCFunction)(void (*)(void))hash_order, METH_FASTCALL,
-     "hash_order(keys, values, count, key_size, value_size, kind, out_keys, out_values): the entries copied in "
-     "the order of their dict slots."},
+     "hash_order(keys, count, key_size, kind, out_order): the order of the keys' dict slots, as uint32 indexes."},
+    {"gather", (PyCFunction)(void (*)(void))gather, METH_FASTCALL,
+     "gather(src, count, size, order, out): out[i] = src[order[i]] for count fields of size bytes."},
+    {"column_dict", (PyCFunction)(void (*)(void))column_dict, METH_FASTCALL,
+     "column_dict(keys, key_size, key_kind, values, value_size, value_kind, count, order): a dict of two raw "
+     "columns of ints or bytes, in the order given (None: theirs)."},
     {NULL, NULL, 0, NULL},
 };
 
