@@ -267,20 +267,26 @@ static int int_size(Py_ssize_t size)
     return size == 1 || size == 2 || size == 4 || size == 8;
 }
 
+static Py_hash_t hash_at(const unsigned char *key, Py_ssize_t key_size, char kind)
+{
+    return kind == 'r' ? raw_hash(key, key_size) : int_hash(key, key_size, kind == 's');
+}
+
 /* The order of ``count`` raw keys in the slots of the dict they go into (a power of two >= 1.5 * count slots),
  * written as uint32 indexes into ``out_order``: inserted in that order, the dict's index is written nearly in
  * sequence, not at one random slot per key (a cache miss each); so is each smaller index the dict had while it
  * grew (one sweep after another). kind: 'u' or 's' for integer keys of 1, 2, 4 or 8 bytes (unsigned, signed:
- * hashed as Python hashes their int), 'r' for struct keys (raw_hash). The sort: the slot bits of every hash, a
- * counting sort of the indexes on the high half of them, then one on the low half inside each bucket (small
- * enough for the cache); 4 bytes of scratch per entry besides the order. */
+ * hashed as Python hashes their int), 'r' for struct keys (raw_hash). The sort: the keys' slots counted by the
+ * high half of their bits, (slot, index) pairs placed in those buckets, then each bucket (small enough for the
+ * cache) sorted on the low half; every pass reads in sequence. 8 bytes of scratch per entry. */
 static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     const unsigned char *keys;
     Py_ssize_t count, key_size;
     const char *kind;
-    uint32_t *slots = NULL, *order, *bucket = NULL, *counts = NULL, *low_counts = NULL, mask, low_mask;
-    size_t largest = 0;
+    uint32_t *order, *low_counts = NULL, mask, low_mask;
+    uint64_t *pairs = NULL;
+    size_t *counts = NULL;
     unsigned bits, low_bits, high_bits;
 
     (void)module;
@@ -308,37 +314,37 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
     high_bits = bits - low_bits;
     mask = (uint32_t)(((uint64_t)1 << bits) - 1);
     low_mask = ((uint32_t)1 << low_bits) - 1;
-    slots = PyMem_Malloc((size_t)count * sizeof(*slots));
+    pairs = PyMem_Malloc((size_t)count * sizeof(*pairs));
     counts = PyMem_Calloc(((size_t)1 << high_bits) + 1, sizeof(*counts));
     low_counts = PyMem_Malloc(((size_t)1 << low_bits) * sizeof(*low_counts));
-    if (slots == NULL || counts == NULL || low_counts == NULL)
-        goto no_memory;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        const unsigned char *key = keys + i * key_size;
-        Py_hash_t hash = kind[0] == 'r' ? raw_hash(key, key_size) : int_hash(key, key_size, kind[0] == 's');
-
-        slots[i] = (uint32_t)hash & mask;
-        counts[(slots[i] >> low_bits) + 1]++;
+    if (pairs == NULL || counts == NULL || low_counts == NULL) {
+        PyMem_Free(pairs);
+        PyMem_Free(counts);
+        PyMem_Free(low_counts);
+        return PyErr_NoMemory();
     }
-    for (size_t d = 1; d <= ((size_t)1 << high_bits); d++) {
-        if (counts[d] > largest)
-            largest = counts[d];
-        counts[d] += counts[d - 1];
-    }
-    /* counts[d] is where bucket d starts: place every index, then counts[d] is where bucket d + 1 starts */
+    /* the slot of each key is computed twice (counted, then placed): cheaper than reading it back at random */
     for (Py_ssize_t i = 0; i < count; i++)
-        order[counts[slots[i] >> low_bits]++] = (uint32_t)i;
-    bucket = PyMem_Malloc((largest ? largest : 1) * sizeof(*bucket));
-    if (bucket == NULL)
-        goto no_memory;
+        counts[(((uint32_t)hash_at(keys + i * key_size, key_size, kind[0]) & mask) >> low_bits) + 1]++;
+    for (size_t d = 1; d <= ((size_t)1 << high_bits); d++)
+        counts[d] += counts[d - 1];
+    /* counts[d] is where bucket d starts: place every pair, then counts[d] is where bucket d + 1 starts */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t slot = (uint32_t)hash_at(keys + i * key_size, key_size, kind[0]) & mask;
+
+        pairs[counts[slot >> low_bits]++] = (uint64_t)slot << 32 | (uint64_t)i;
+    }
     for (size_t d = 0, start = 0; d < ((size_t)1 << high_bits); start = counts[d], d++) {
         size_t n = counts[d] - start, at = 0;
 
-        if (n < 2)
+        if (n < 2) {
+            if (n == 1)
+                order[start] = (uint32_t)pairs[start];
             continue;
+        }
         memset(low_counts, 0, ((size_t)1 << low_bits) * sizeof(*low_counts));
         for (size_t j = start; j < start + n; j++)
-            low_counts[slots[order[j]] & low_mask]++;
+            low_counts[(pairs[j] >> 32) & low_mask]++;
         for (size_t v = 0; v <= low_mask; v++) {
             uint32_t k = low_counts[v];
 
@@ -346,21 +352,16 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
             at += k;
         }
         for (size_t j = start; j < start + n; j++)
-            bucket[low_counts[slots[order[j]] & low_mask]++] = order[j];
-        memcpy(order + start, bucket, n * sizeof(*bucket));
+            order[start + low_counts[(pairs[j] >> 32) & low_mask]++] = (uint32_t)pairs[j];
     }
-    PyMem_Free(slots);
+    PyMem_Free(pairs);
     PyMem_Free(counts);
     PyMem_Free(low_counts);
-    PyMem_Free(bucket);
     Py_RETURN_NONE;
-no_memory:
-    PyMem_Free(slots);
-    PyMem_Free(counts);
-    PyMem_Free(low_counts);
-    PyMem_Free(bucket);
-    return PyErr_NoMemory();
 }
+
+/* How many entries ahead a walk in hash order asks for the key and value it reads at random */
+#define PREFETCH 16
 
 /* Reads ``count`` uint32 indexes at ``address``, each below ``limit`` (checked: they index caller memory). */
 static const uint32_t *order_arg(PyObject *address, Py_ssize_t count, Py_ssize_t limit)
@@ -405,8 +406,11 @@ static PyObject *gather(PyObject *module, PyObject *const *args, Py_ssize_t narg
     order = order_arg(args[3], count, count);
     if (order == NULL)
         return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "gather: no order"), NULL);
-    for (Py_ssize_t i = 0; i < count; i++)
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + PREFETCH < count)
+            __builtin_prefetch(src + (size_t)order[i + PREFETCH] * size);
         memcpy(out + i * size, src + (size_t)order[i] * size, size);
+    }
     Py_RETURN_NONE;
 }
 
@@ -489,9 +493,14 @@ static PyObject *column_dict(PyObject *module, PyObject *const *args, Py_ssize_t
         return NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         size_t at = order != NULL ? order[i] : (size_t)i;
-        PyObject *key = column_item(keys + at * key_size, key_size, key_kind[0]), *value;
+        PyObject *key, *value;
         int err;
 
+        if (order != NULL && i + PREFETCH < count) {
+            __builtin_prefetch(keys + (size_t)order[i + PREFETCH] * key_size);
+            __builtin_prefetch(values + (size_t)order[i + PREFETCH] * value_size);
+        }
+        key = column_item(keys + at * key_size, key_size, key_kind[0]);
         if (key == NULL)
             goto fail;
         value = column_item(values + at * value_size, value_size, value_kind[0]);
