@@ -177,7 +177,7 @@ def hash_ordered(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: 
     than ``count`` entries.
     """
     keys, values = _columns(raw_keys, raw_values, count, key, value)
-    order = _slot_order(keys, count, key)
+    order = _slot_order(keys, count, key) if value.size > 0 else None
     if order is None:
         return None
     from pyprobe._ffi import ffi
@@ -205,7 +205,7 @@ def columns_dict(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: 
     blob is shorter than ``count`` entries.
     """
     key_kind, value_kind = _column_kind(key), _column_kind(value)
-    if key_kind is None or value_kind is None:
+    if key_kind is None or value_kind is None or value.size == 0:
         return None
     keys, values = _columns(raw_keys, raw_values, count, key, value)
     order = _slot_order(keys, count, key)
