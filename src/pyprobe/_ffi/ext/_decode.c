@@ -273,21 +273,22 @@ static Py_hash_t hash_at(const unsigned char *key, Py_ssize_t key_size, char kin
 }
 
 /* The order of ``count`` raw keys in the slots of the dict they go into (a power of two >= 1.5 * count slots),
- * written as uint32 indexes into ``out_order``: inserted in that order, the dict's index is written nearly in
- * sequence, not at one random slot per key (a cache miss each); so is each smaller index the dict had while it
- * grew (one sweep after another). kind: 'u' or 's' for integer keys of 1, 2, 4 or 8 bytes (unsigned, signed:
- * hashed as Python hashes their int), 'r' for struct keys (raw_hash). The sort: the keys' slots counted by the
- * high half of their bits, (slot, index) pairs placed in those buckets, then each bucket (small enough for the
- * cache) sorted on the low half; every pass reads in sequence. 8 bytes of scratch per entry. */
+ * written as uint32 indexes into ``out_order``: inserted in that order, the dict's index is written window by
+ * window, not at one random slot per key (a cache and TLB miss each); so is each smaller index the dict had
+ * while it grew. kind: 'u' or 's' for integer keys of 1, 2, 4 or 8 bytes (unsigned, signed: hashed as Python
+ * hashes their int), 'r' for struct keys (raw_hash). One counting sort on the high ORDER_BITS bits of the slots:
+ * the keys of a bucket share a window of slots small enough for the cache (512 slots and their entries for a
+ * million keys, 4096 for ten million), inside which their order does not matter. No scratch memory. */
+#define ORDER_BITS 12
+
 static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     const unsigned char *keys;
     Py_ssize_t count, key_size;
     const char *kind;
-    uint32_t *order, *low_counts = NULL, mask, low_mask;
-    uint64_t *pairs = NULL;
-    size_t *counts = NULL;
-    unsigned bits, low_bits, high_bits;
+    uint32_t *order, mask;
+    size_t counts[((size_t)1 << ORDER_BITS) + 1] = {0};
+    unsigned bits, low_bits;
 
     (void)module;
     if (nargs != 5) {
@@ -310,53 +311,16 @@ static PyObject *hash_order(PyObject *module, PyObject *const *args, Py_ssize_t 
         Py_RETURN_NONE;
     for (bits = 3; bits < 32 && ((Py_ssize_t)1 << bits) < count + count / 2; bits++)
         ;
-    low_bits = bits / 2;
-    high_bits = bits - low_bits;
+    low_bits = bits > ORDER_BITS ? bits - ORDER_BITS : 0;
     mask = (uint32_t)(((uint64_t)1 << bits) - 1);
-    low_mask = ((uint32_t)1 << low_bits) - 1;
-    pairs = PyMem_Malloc((size_t)count * sizeof(*pairs));
-    counts = PyMem_Calloc(((size_t)1 << high_bits) + 1, sizeof(*counts));
-    low_counts = PyMem_Malloc(((size_t)1 << low_bits) * sizeof(*low_counts));
-    if (pairs == NULL || counts == NULL || low_counts == NULL) {
-        PyMem_Free(pairs);
-        PyMem_Free(counts);
-        PyMem_Free(low_counts);
-        return PyErr_NoMemory();
-    }
-    /* the slot of each key is computed twice (counted, then placed): cheaper than reading it back at random */
+    /* the slot of each key is computed twice (counted, then placed): cheaper than storing it */
     for (Py_ssize_t i = 0; i < count; i++)
         counts[(((uint32_t)hash_at(keys + i * key_size, key_size, kind[0]) & mask) >> low_bits) + 1]++;
-    for (size_t d = 1; d <= ((size_t)1 << high_bits); d++)
+    for (size_t d = 1; d <= ((size_t)1 << ORDER_BITS); d++)
         counts[d] += counts[d - 1];
-    /* counts[d] is where bucket d starts: place every pair, then counts[d] is where bucket d + 1 starts */
-    for (Py_ssize_t i = 0; i < count; i++) {
-        uint32_t slot = (uint32_t)hash_at(keys + i * key_size, key_size, kind[0]) & mask;
-
-        pairs[counts[slot >> low_bits]++] = (uint64_t)slot << 32 | (uint64_t)i;
-    }
-    for (size_t d = 0, start = 0; d < ((size_t)1 << high_bits); start = counts[d], d++) {
-        size_t n = counts[d] - start, at = 0;
-
-        if (n < 2) {
-            if (n == 1)
-                order[start] = (uint32_t)pairs[start];
-            continue;
-        }
-        memset(low_counts, 0, ((size_t)1 << low_bits) * sizeof(*low_counts));
-        for (size_t j = start; j < start + n; j++)
-            low_counts[(pairs[j] >> 32) & low_mask]++;
-        for (size_t v = 0; v <= low_mask; v++) {
-            uint32_t k = low_counts[v];
-
-            low_counts[v] = (uint32_t)at;
-            at += k;
-        }
-        for (size_t j = start; j < start + n; j++)
-            order[start + low_counts[(pairs[j] >> 32) & low_mask]++] = (uint32_t)pairs[j];
-    }
-    PyMem_Free(pairs);
-    PyMem_Free(counts);
-    PyMem_Free(low_counts);
+    /* counts[d] is where bucket d starts */
+    for (Py_ssize_t i = 0; i < count; i++)
+        order[counts[((uint32_t)hash_at(keys + i * key_size, key_size, kind[0]) & mask) >> low_bits]++] = (uint32_t)i;
     Py_RETURN_NONE;
 }
 
