@@ -8,6 +8,7 @@ import struct
 import sys
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -216,16 +217,139 @@ def test_bytes_column_refuses_a_view_too_short_before_reading_it() -> None:
 
 
 @pytest.mark.parametrize("base", [BtfStruct, BtfUnion])
-def test_struct_hash_in_c_is_the_hash_of_the_bytes(base: type) -> None:
+def test_struct_hash_in_c_is_the_key_hash_of_the_bytes(base: type) -> None:
     class Pair(base):  # type: ignore[valid-type, misc]
         _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint64)]  # noqa: RUF012 - ctypes reads a list
 
     one, same, other = Pair(a=1), Pair(a=1), Pair(a=2)
-    assert hash(one) == hash(bytes(one)) == _BtfComposite.__hash__(one)
+    assert hash(one) == _codec._decode.key_hash(bytes(one)) == base.__hash__(one)
+    assert _BtfComposite.__hash__(one) == hash(bytes(one))  # the Python method, without pyprobe._decode
     assert hash(one) == hash(same) and one == same and hash(one) != hash(other)
+    assert {one: 1}[same] == 1 and same in {one} and other not in {one}
     ct = _value16()
     size = ctypes.sizeof(ct)
     values = Codec(ct, size, "value").decode_many(bytearray(range(size)) * 3, 3, size)
     assert dict_of(values, [1, 2, 3]) == {values[0]: 3}  # three equal keys: one entry
     with pytest.raises(TypeError):
         BtfStruct.__dict__["__hash__"](7)  # the method checks its instance
+
+
+def _slots_in_order(keys: list[object], table_bits: int) -> bool:
+    """The keys' slots in a table of ``2**table_bits`` come window by window (4096 windows: sorted below that)."""
+    windows = [(hash(k) & ((1 << table_bits) - 1)) >> max(0, table_bits - 12) for k in keys]
+    return windows == sorted(windows)
+
+
+def _address(buffer: Any) -> int:
+    from pyprobe._ffi import ffi
+
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buffer)))
+
+
+INT_KEYS = [
+    ("Q", "u", [0, 1, 2**61 - 2, 2**61 - 1, 2**61, 2**63 + 12345, 2**64 - 1, *range(3, 300, 7)]),
+    ("q", "s", [0, -1, -2, 2**61 - 1, -(2**61) + 1, -(2**61), -(2**63), 2**63 - 1, *range(-300, 300, 11)]),
+    ("I", "u", [0, 2**32 - 1, 2**31, *range(1, 500, 3)]),
+    ("i", "s", [-(2**31), -1, 2**31 - 1, *range(-500, 500, 9)]),
+    ("h", "s", [-(2**15), -1, -2, 2**15 - 1, *range(-90, 90, 5)]),
+    ("H", "u", [2**16 - 1, *range(0, 900, 7)]),
+    ("B", "u", list(range(256))),
+    ("Q", "u", [k * 0x9E3779B97F4A7C15 % 2**64 for k in range(20000)]),  # 2**15 slots: 4096 windows of 8
+    ("b", "s", list(range(-128, 128))),
+]
+
+
+@pytest.mark.parametrize(("code", "kind", "keys"), INT_KEYS)
+def test_hash_order_sorts_integer_keys_by_their_python_hash(code: str, kind: str, keys: list[int]) -> None:
+    n, size = len(keys), struct.calcsize(code)
+    raw_keys = bytearray(struct.pack(f"={n}{code}", *keys))
+    order, out = bytearray(4 * n), bytearray(len(raw_keys))
+    _codec._decode.hash_order(_address(raw_keys), n, size, kind, _address(order))
+    indexes = list(struct.unpack(f"={n}I", order))
+    _codec._decode.gather(_address(raw_keys), n, size, _address(order), _address(out))
+    got = list(struct.unpack(f"={n}{code}", out))
+    assert sorted(indexes) == list(range(n)) and got == [keys[i] for i in indexes]
+    assert _slots_in_order(got, max(3, (n + n // 2 - 1).bit_length()))
+
+
+@pytest.mark.parametrize(("code", "kind", "keys"), INT_KEYS)
+@pytest.mark.parametrize("ordered", [False, True])
+def test_column_dict_is_the_dict_of_the_decoded_columns(
+    code: str, kind: str, keys: list[int], ordered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = len(keys)
+    if ordered:
+        monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    raw_keys = bytearray(struct.pack(f"={n}{code}", *keys))
+    size = struct.calcsize(code)
+    key = Codec(_CTYPES[code], size, "key")
+    for value, raw_values in [
+        (Codec(bytes, 5, "value"), bytearray(b"".join(i.to_bytes(5, "little") for i in range(n)))),
+        (Codec(ctypes.c_int16, 2, "value"), bytearray(struct.pack(f"={n}h", *(i - n // 2 for i in range(n))))),
+    ]:
+        made = _codec.columns_dict(raw_keys, raw_values, n, key, value)
+        assert made is not None
+        assert made == dict(zip(keys, value.decode_many(raw_values, n, value.size), strict=True))
+        if ordered:
+            assert _slots_in_order(list(made), max(3, (n + n // 2 - 1).bit_length()))
+        else:
+            assert list(made) == keys  # the dump's order
+        with pytest.raises(ValueError, match="do not fit"):
+            _codec.columns_dict(raw_keys[:-1], raw_values, n, key, value)
+    assert _codec.columns_dict(raw_keys, raw_keys, n, key, Codec(ctypes.c_char * size, size, "value")) is None
+    assert _codec.columns_dict(raw_keys, raw_keys, n, key, Codec(ctypes.c_float, 4, "value")) is None
+
+
+_CTYPES: dict[str, Any] = {
+    "Q": ctypes.c_uint64, "q": ctypes.c_int64, "I": ctypes.c_uint32, "i": ctypes.c_int32,
+    "h": ctypes.c_int16, "H": ctypes.c_uint16, "B": ctypes.c_uint8, "b": ctypes.c_int8,
+}  # fmt: skip
+
+
+def test_hash_ordered_struct_keys_follow_their_hash_and_refuses_short_blobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    ct = Btf.from_file(test_object("maps")).type_by_name("struct point")
+    key, value = Codec(ct, 8, "key"), Codec(ctypes.c_uint32, 4, "value")
+    n = 1000
+    raw_keys = bytearray(b"".join(bytes(ct(x=i * 7919, y=i ^ 0x5A5A)) for i in range(n)))
+    raw_values = bytearray(struct.pack(f"={n}I", *range(n)))
+    assert _codec.hash_ordered(raw_keys, raw_values, n, key, value) is None  # too few entries to pay
+    monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    ordered = _codec.hash_ordered(raw_keys, raw_values, n, key, value)
+    assert ordered is not None
+    with bulk():
+        keys, values = key.decode_owned(ordered[0], n), value.decode_owned(ordered[1], n)
+    assert all(bytes(k) == raw_keys[v * 8 : v * 8 + 8] for k, v in zip(keys, values, strict=True))
+    assert sorted(values) == list(range(n)) and _slots_in_order(keys, (n + n // 2 - 1).bit_length())
+    assert keys[0] == ct.from_buffer_copy(bytes(keys[0])) and isinstance(keys[0], ct)
+    with pytest.raises(ValueError, match="do not fit"):
+        _codec.hash_ordered(raw_keys[:-1], raw_values, n, key, value)
+    with pytest.raises(ValueError, match="do not fit"):
+        _codec.hash_ordered(raw_keys, raw_values[:-1], n, key, value)
+    assert _codec.hash_ordered(raw_keys, raw_values, n, Codec(bytes, 8, "key"), value) is None  # bytes keys
+    assert _codec.columns_dict(raw_keys, raw_values, n, key, value) is None  # structs: not columns of C objects
+    monkeypatch.setattr(_codec, "_decode", None)
+    assert _codec.hash_ordered(raw_keys, raw_values, n, key, value) is None
+    assert _codec.columns_dict(raw_values, raw_values, n, value, value) is None
+
+
+def test_the_order_functions_check_their_arguments() -> None:
+    blob = bytearray(16)
+    a = _address(blob)
+    decode = _codec._decode
+    for args in [(a, -1, 8, "u", a), (a, 2, 3, "u", a), (a, 2, 8, "x", a), (0, 2, 8, "u", a), (a, 2, 0, "r", a)]:
+        with pytest.raises(ValueError, match="hash_order"):
+            decode.hash_order(*args)
+    with pytest.raises(TypeError):
+        decode.hash_order(a, 2)
+    decode.hash_order(0, 0, 8, "u", 0)  # nothing to do: no address read
+    order = bytearray(struct.pack("=2I", 1, 2))  # index 2 of 2 entries: refused before any copy
+    with pytest.raises(ValueError, match="beyond 2 entries"):
+        decode.gather(a, 2, 8, _address(order), a)
+    with pytest.raises(ValueError, match="beyond 2 entries"):
+        decode.column_dict(a, 4, "u", a, 4, "u", 2, _address(order))
+    for args in [(a, 3, "u", a, 4, "u", 2, None), (a, 4, "x", a, 4, "u", 2, None), (0, 4, "u", a, 4, "b", 2, None),
+                 (a, 4, "u", a, -1, "b", 2, None), (a, 4, "u", a, 4, "u", -1, None)]:  # fmt: skip
+        with pytest.raises(ValueError, match="column_dict"):
+            decode.column_dict(*args)
+    assert decode.column_dict(a, 4, "u", a, 4, "b", 2, None) == {0: bytes(4)}  # two equal keys: one entry
+    assert decode.column_dict(0, 4, "u", 0, 4, "b", 0, None) == {}

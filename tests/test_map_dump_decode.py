@@ -16,6 +16,7 @@ import pytest
 import pyprobe
 from conftest import test_object
 from pyprobe.btf import Btf
+from pyprobe.maps import _codec
 
 pytestmark = pytest.mark.bpf
 
@@ -64,6 +65,18 @@ SHAPES: dict[str, Shape] = {
         lambda: {"key_type": ctypes.c_uint32, "value_type": ctypes.c_uint64},
         int,
         lambda k: k * 1_000_003,
+    ),
+    "u64 keys from 2**61 on": (
+        "hash",
+        lambda: {"key_type": ctypes.c_uint64, "value_type": ctypes.c_uint32},
+        lambda k: 2**61 - 3 + k if k < 6 else 2**64 - 1 - k * 0x9E3779B97F4A7,  # hash(2**61 - 1 + j) == j
+        lambda k: k,
+    ),
+    "negative signed keys": (
+        "hash",
+        lambda: {"key_type": ctypes.c_int64, "value_type": ctypes.c_int32},
+        lambda k: {1: -(2**63), 2: -1, 3: -2}.get(k, k if k % 5 == 0 else -(k * 0x9E3779B97F4A7) - 1),
+        lambda k: -k,
     ),
     "int keys, odd-sized bytes": (
         "hash",
@@ -117,12 +130,24 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-@pytest.fixture(params=["numpy", "pure"])
+C_COLUMNS = {  # shapes whose to_dict() is made in C straight from the columns
+    "int keys, bytes values", "int keys, int values", "u64 keys from 2**61 on", "negative signed keys",
+    "int keys, odd-sized bytes", "array of u16",
+}  # fmt: skip
+
+
+@pytest.fixture(params=["numpy", "pure", "slot order", "python"])
 def column_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """numpy's columns, the pure ones, to_dict() in hash-slot order from the first entry on, or no C module."""
     if request.param == "numpy":
         pytest.importorskip("numpy")
-    else:
+    elif request.param == "pure":
         monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy raises ImportError
+    elif request.param == "slot order":
+        monkeypatch.setattr(_codec, "_HASH_ORDER_FROM", 0)
+    else:
+        monkeypatch.setattr(_codec, "_decode", None)
+        monkeypatch.setitem(sys.modules, "numpy", None)
     return str(request.param)
 
 
@@ -143,6 +168,12 @@ def test_decoded_dump_equals_per_key_lookups(shape: str, column_path: str) -> No
             written[k] = value
         items = m.items(batch=True)
         assert len(items) == N
+        key_codec, value_codec = m._codec
+        ordered = _codec.hash_ordered(items.raw_keys, items.raw_values, N, key_codec, value_codec)
+        int_or_btf_keys = shape != "bytes keys, plain struct values"
+        assert (ordered is not None) == (column_path == "slot order" and int_or_btf_keys)
+        in_c = _codec.columns_dict(items.raw_keys, items.raw_values, N, key_codec, value_codec) is not None
+        assert in_c == (column_path != "python" and shape in C_COLUMNS)
         decoded = items.to_dict()
         by_key = {key: m[key] for key in m}
         assert len(decoded) == len(by_key) == N

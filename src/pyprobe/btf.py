@@ -237,19 +237,27 @@ class BtfUnion(_BtfComposite, ctypes.Union):
         __setattr__: None  # type: ignore[misc, assignment]
 
 
-def _hash_in_c() -> None:
-    """Gives BtfStruct and BtfUnion the same ``__hash__`` written in C (pyprobe._decode), where it is built.
+_C_HASHES: tuple[Any, ...] = ()
+"""The ``__hash__`` methods written in C that BtfStruct and BtfUnion have (none without pyprobe._decode)."""
 
-    The same value as the Python method, without its frame: a dict of a
-    million struct keys (a map dump) calls it once per key, 150 to 250 ns each
-    in Python.
+
+def _hash_in_c() -> None:
+    """Gives BtfStruct and BtfUnion a ``__hash__`` written in C (pyprobe._decode), where it is built.
+
+    It hashes the bytes in place (``pyprobe._decode.key_hash``, SipHash-1-3
+    keyed per process), without the Python frame and the bytes object of the
+    Python method: a dict of a million struct keys (a map dump) calls it once
+    per key. Equal structs (equal bytes) hash equal under either method; a map
+    dump computes the same hash from the raw keys to insert them in slot order.
     """
+    global _C_HASHES  # noqa: PLW0603 - set once, at import
     try:
         from pyprobe._decode import bytes_hash
     except ImportError:
         return
     for cls in (BtfStruct, BtfUnion):
         setattr(cls, "__hash__", bytes_hash(cls))  # noqa: B010 - mypy refuses assigning a method
+    _C_HASHES = (BtfStruct.__dict__["__hash__"], BtfUnion.__dict__["__hash__"])
 
 
 _hash_in_c()

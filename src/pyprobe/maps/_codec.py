@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from operator import itemgetter, methodcaller
 from typing import Any
 
+from pyprobe import btf
 from pyprobe.btf import _BtfComposite, fill_array, scalar_bounds, to_python
 
 try:
@@ -24,7 +25,7 @@ try:
 except ImportError:  # a build without the C module: numpy, struct and zip below do the same, slower
     _decode = None  # type: ignore[assignment]
 
-__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "dict_of", "numpy_if_worth"]
+__all__ = ["Codec", "PerCpuCodec", "bulk", "bytes_column", "columns_dict", "dict_of", "hash_ordered", "numpy_if_worth"]
 
 
 @contextlib.contextmanager
@@ -56,6 +57,11 @@ def bulk() -> Iterator[None]:
 
 
 _SCALAR_CODES = set("bBhHiIlLqQ?fdc")
+_INT_CODES = frozenset("bBhHiIlLqQ")  # not "?": bools
+# From this many entries on, a dump goes into its dict in slot order (hash_ordered): below, the dict's tables
+# stay in the caches and the sort costs what the insertion saves (even at 1,000,000; a third faster at 10,000,000).
+_HASH_ORDER_FROM = 2_000_000
+_SIGNED_INT_CODES = frozenset("bhilq")
 
 # From this many values on, a column of bytes is cut by numpy (40 ns a value against 100 ns for
 # struct.iter_unpack) even when numpy is not imported yet: its import costs what ~1,000,000 values save.
@@ -107,6 +113,111 @@ def dict_of(keys: list[Any], values: list[Any]) -> dict[Any, Any]:
     if _decode is not None:
         return _decode.dict_of(keys, values)
     return dict(zip(keys, values, strict=True))
+
+
+def _hash_kind(codec: Codec) -> str | None:
+    """How pyprobe._decode hashes raw keys of ``codec`` as Python will hash the decoded ones, or None if it cannot."""
+    if _decode is None or type(codec) is not Codec:  # subclasses decode keys their own way
+        return None
+    if codec.kind == "scalar" and codec.code in _INT_CODES:
+        return "s" if codec.code in _SIGNED_INT_CODES else "u"
+    if codec.kind == "struct" and getattr(codec.ctype, "__hash__", None) in btf._C_HASHES:
+        return "r"
+    return None
+
+
+def _column_kind(codec: Codec) -> str | None:
+    """How pyprobe._decode.column_dict makes the objects of ``codec`` (ints, bytes), or None if it cannot."""
+    if _decode is None or type(codec) is not Codec:
+        return None
+    if codec.kind == "scalar" and codec.code in _INT_CODES:
+        return "s" if codec.code in _SIGNED_INT_CODES else "u"
+    return "b" if codec.kind == "raw" else None
+
+
+def _columns(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[memoryview, memoryview]:
+    keys, values = memoryview(raw_keys), memoryview(raw_values)
+    if count < 0 or keys.nbytes < count * key.size or values.nbytes < count * value.size:
+        raise ValueError(
+            f"{count} entries of {key.size} + {value.size} bytes do not fit in {keys.nbytes} + {values.nbytes}"
+        )
+    return keys, values
+
+
+def _slot_order(keys: memoryview, count: int, key: Codec) -> Any:
+    """The order of the keys' slots in their dict (uint32 indexes, pyprobe._decode.hash_order), or None.
+
+    None below ``_HASH_ORDER_FROM`` entries, where it does not pay, when
+    pyprobe._decode is not built or the keys are of another kind (bytes keys'
+    hashes are Python's own, randomized per process).
+    """
+    kind = _hash_kind(key)
+    if kind is None or count < _HASH_ORDER_FROM:
+        return None
+    from pyprobe._ffi import ffi
+
+    order = ffi.new_allocator(should_clear_after_alloc=False)("uint32_t[]", count)
+    source = ffi.from_buffer(keys)  # alive and pinned during the call
+    _decode.hash_order(int(ffi.cast("uintptr_t", source)), count, key.size, kind, int(ffi.cast("uintptr_t", order)))
+    return order
+
+
+def hash_ordered(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[Any, Any] | None:
+    """The ``count`` entries of two blobs copied in the order of their slots in the dict they will fill, or None.
+
+    A dict of millions of entries inserted in the kernel's bucket order
+    writes one random slot of its index table per key (a cache miss, most of
+    an insertion's cost); in slot order it writes the table nearly in
+    sequence. pyprobe._decode hashes the raw keys as Python hashes the decoded
+    ones (integers by value, BTF structs by their C ``__hash__``) and sorts
+    them by the low bits. None below 2,000,000 entries (where it does not
+    pay), when it is not built or the keys are of another kind. The copies are
+    private: structs decoded from them may share them
+    (:meth:`Codec.decode_owned`). Raises ValueError when a blob is shorter
+    than ``count`` entries.
+    """
+    keys, values = _columns(raw_keys, raw_values, count, key, value)
+    order = _slot_order(keys, count, key) if value.size > 0 else None
+    if order is None:
+        return None
+    from pyprobe._ffi import ffi
+
+    uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+    out = []
+    for view, size in ((keys, key.size), (values, value.size)):
+        blob = uncleared("char[]", max(count * size, 1))
+        source = ffi.from_buffer(view)  # alive and pinned during the call
+        _decode.gather(
+            int(ffi.cast("uintptr_t", source)), count, size, int(ffi.cast("uintptr_t", order)),
+            int(ffi.cast("uintptr_t", blob)),
+        )  # fmt: skip
+        out.append(ffi.buffer(blob, count * size))
+    return out[0], out[1]
+
+
+def columns_dict(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> dict[Any, Any] | None:
+    """The entries of two blobs of integers or raw bytes as a dict made in C straight from them, or None.
+
+    No list of keys or values in between, each object inserted while still in
+    the cache; in the dump's order, or in the slots' order from 2,000,000
+    entries on (see :func:`hash_ordered`). None when pyprobe._decode is not
+    built or the keys or values are of another kind. Raises ValueError when a
+    blob is shorter than ``count`` entries.
+    """
+    key_kind, value_kind = _column_kind(key), _column_kind(value)
+    if key_kind is None or value_kind is None or value.size == 0:
+        return None
+    keys, values = _columns(raw_keys, raw_values, count, key, value)
+    order = _slot_order(keys, count, key)
+    from pyprobe._ffi import ffi
+
+    key_source, value_source = ffi.from_buffer(keys), ffi.from_buffer(values)  # alive and pinned during the call
+    made: dict[Any, Any] = _decode.column_dict(
+        int(ffi.cast("uintptr_t", key_source)), key.size, key_kind,
+        int(ffi.cast("uintptr_t", value_source)), value.size, value_kind,
+        count, None if order is None else int(ffi.cast("uintptr_t", order)),
+    )  # fmt: skip
+    return made
 
 
 class Codec:
@@ -220,6 +331,18 @@ class Codec:
         """``count`` values laid out every ``stride`` bytes in ``blob`` (a writable buffer), decoded in bulk."""
         with bulk():
             return self._decode_many(blob, count, stride)
+
+    def decode_owned(self, blob: Any, count: int) -> list[Any]:
+        """As :meth:`decode_many` with ``stride == size``, from a writable blob nothing else will change or read.
+
+        Structs are then made in place (they share the blob and keep it alive)
+        instead of in a copy of it. Call it inside :func:`bulk`.
+        """
+        if self.kind == "struct" and type(self) is Codec:
+            ct: Any = self.ctype
+            structs: list[Any] = (ct * count).from_buffer(blob)[:] if count else []
+            return structs
+        return self._decode_many(blob, count, self.size)
 
     def _decode_many(self, blob: Any, count: int, stride: int) -> list[Any]:
         view = memoryview(blob)
