@@ -68,29 +68,13 @@ def is_event(line: str) -> bool:
 
 
 def start_and_wait_first_event(
-    cmd: list[str], binary: str, timeout: float = 30.0
+    cmd: list[str], binary: str | None = None, timeout: float = 30.0
 ) -> tuple[subprocess.Popen[str], float]:
-    """Starts ``cmd``, runs the target once every 2 ms, returns the tracer and the seconds to its first event."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = ""
-    while time.perf_counter() - start < timeout:
-        subprocess.run([binary, "1"], stdout=subprocess.DEVNULL, check=True)
-        if sel.select(timeout=0.002):
-            buf += proc.stdout.read() or ""
-            if any(is_event(line) for line in buf.splitlines()):
-                sel.close()
-                return proc, time.perf_counter() - start
-    proc.kill()
-    raise SystemExit(f"{cmd[0]}: no event within {timeout} s")
+    """Starts ``cmd``; returns the tracer and the seconds to its first event.
 
-
-def start_and_wait_first_event_of_pid(cmd: list[str], timeout: float = 30.0) -> tuple[subprocess.Popen[str], float]:
-    """Starts ``cmd`` (tracing a process that calls the function every millisecond); seconds to its first event."""
+    With ``binary``, runs that target once every 2 ms meanwhile; without, the
+    traced process is already running (``-p PID``, calling every millisecond).
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
     assert proc.stdout is not None
@@ -100,7 +84,9 @@ def start_and_wait_first_event_of_pid(cmd: list[str], timeout: float = 30.0) -> 
     buf = ""
     try:
         while time.perf_counter() - start < timeout:
-            if sel.select(timeout=0.5):
+            if binary is not None:
+                subprocess.run([binary, "1"], stdout=subprocess.DEVNULL, check=True)
+            if sel.select(timeout=0.002 if binary is not None else 0.5):
                 buf += proc.stdout.read() or ""
                 if any(is_event(line) for line in buf.splitlines()):
                     return proc, time.perf_counter() - start
@@ -150,7 +136,7 @@ def main() -> None:
         pid_firsts: dict[str, list[float]] = {name: [] for name in pid_cmds}
         for _ in range(RUNS):
             for name, cmd in pid_cmds.items():
-                proc, first = start_and_wait_first_event_of_pid(cmd)
+                proc, first = start_and_wait_first_event(cmd)
                 drain_and_stop(proc)
                 pid_firsts[name].append(first)
     finally:

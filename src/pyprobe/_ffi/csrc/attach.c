@@ -106,23 +106,28 @@ int pyprobe_probe_uprobe_multi(void)
     return link < 0 && err == -EBADF;
 }
 
+/* perf_event_open(2) of `attr` (given its type and config here), close-on-exec: the fd or a negative errno. */
+static int open_event(struct perf_event_attr *attr, __u32 type, __u64 config, int pid, int cpu)
+{
+    long fd;
+
+    attr->size = sizeof(*attr);
+    attr->type = type;
+    attr->config = config;
+    fd = syscall(__NR_perf_event_open, attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
 /* perf_event_open(2) of a sampling event; `freq` makes `period` a frequency in Hz. Returns the fd
  * (close-on-exec) or a negative errno. */
 int pyprobe_perf_event_open(__u32 type, __u64 config, __u64 period, int freq, int pid, int cpu)
 {
     struct perf_event_attr attr;
-    long fd;
 
     memset(&attr, 0, sizeof(attr));
-    attr.size = sizeof(attr);
-    attr.type = type;
-    attr.config = config;
     attr.sample_period = period;
     attr.freq = freq ? 1 : 0;
-    fd = syscall(__NR_perf_event_open, &attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    return (int)fd;
+    return open_event(&attr, type, config, pid, cpu);
 }
 
 /* perf_event_open(2) of a uprobe (or, with the retprobe bit in `config`, a uretprobe) at `offset` in the file
@@ -131,18 +136,11 @@ int pyprobe_perf_event_open(__u32 type, __u64 config, __u64 period, int freq, in
 int pyprobe_uprobe_event_open(__u32 type, __u64 config, const char *path, __u64 offset, int pid)
 {
     struct perf_event_attr attr;
-    long fd;
 
     memset(&attr, 0, sizeof(attr));
-    attr.size = sizeof(attr);
-    attr.type = type;
-    attr.config = config;
     attr.config1 = (__u64)(uintptr_t)path; /* uprobe_path */
     attr.config2 = offset;                 /* probe_offset */
-    fd = syscall(__NR_perf_event_open, &attr, pid < 0 ? -1 : pid, pid < 0 ? 0 : -1, -1, PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    return (int)fd;
+    return open_event(&attr, type, config, pid < 0 ? -1 : pid, pid < 0 ? 0 : -1);
 }
 
 /* pyprobe_uprobe_event_open for `count` probes in one call (the caller does not hold the GIL between them):
