@@ -288,3 +288,29 @@ def test_test_run_of_a_program_type_the_kernel_cannot_run() -> None:
         pytest.raises(pyprobe.UnsupportedError, match=r"on_call.*ENOTSUPP"),
     ):
         obj.programs["on_call"].test_run()  # uprobe (kprobe-type) programs have no BPF_PROG_RUN
+
+
+def test_a_program_kind_the_kernel_is_too_old_for_is_unsupported_naming_it() -> None:
+    """A netfilter program (Linux 6.4) on an older kernel: UnsupportedError naming the kind and the program."""
+    from pyprobe import features
+
+    if features.available("netfilter"):
+        pytest.skip("this kernel has netfilter programs: the kind's own tests cover them (this runs under 6.1)")
+    with (
+        pyprobe.open(test_object("network")) as obj,
+        pytest.raises(pyprobe.UnsupportedError, match=r"program 'nf_filter'.*netfilter programs are refused"),
+    ):
+        obj.load()
+
+
+def test_a_map_kind_the_kernel_is_too_old_for_is_unsupported_naming_it() -> None:
+    """A BPF_MAP_TYPE_CGRP_STORAGE map (Linux 6.2) on an older kernel: UnsupportedError naming the map."""
+    from pyprobe import features
+
+    if features.available("cgrp_storage"):
+        pytest.skip("this kernel has cgroup local storage: the kind's own tests cover it (this runs under 6.1)")
+    with (
+        pyprobe.open(test_object("cgroup_storage")) as obj,
+        pytest.raises(pyprobe.UnsupportedError, match=r"map 'cgroup_values'.*cgrp_storage maps are refused"),
+    ):
+        obj.load()

@@ -14,7 +14,7 @@ from pyprobe import _log
 from pyprobe._ffi import cstr, ffi, lib
 from pyprobe._resource import ClosedError, Resource
 from pyprobe.btf import Btf
-from pyprobe.enums import AttachType, ProgramType
+from pyprobe.enums import AttachType, MapType, ProgramType
 from pyprobe.errors import BpfError, LoadError, ObjectNotFoundError, UnsupportedError, error_from_errno
 from pyprobe.globals import GlobalVariables
 from pyprobe.link import Link
@@ -239,6 +239,8 @@ class BpfObject(Resource):
         program = cap.failed[0] if cap.failed else None
         log = cap.logs.get(program, "") if program else ""
         if program is None:
+            if err in _REFUSED_ERRNOS and (unsupported := self._unsupported_map(err, cap.messages)) is not None:
+                return unsupported
             detail = "; ".join(m.removeprefix("libbpf: ") for m in cap.messages[-3:])
             return error_from_errno(err, f"load object '{self.name}'" + (f" ({detail})" if detail else ""), LoadError)
         context = f"load object '{self.name}': program '{program}'"
@@ -250,7 +252,7 @@ class BpfObject(Resource):
             if type(exc) is LoadError:
                 return LoadError(err, message, context=context, hint=hint, log=log, program=program)
             return exc
-        if err == errno.EPERM and (feature := self._feature_of(program)):
+        if err in _REFUSED_ERRNOS and (feature := self._feature_of(program)):
             from pyprobe import features
 
             status = features.probe(feature)
@@ -270,7 +272,24 @@ class BpfObject(Resource):
         ptype = prog.type
         if ptype is ProgramType.TRACING:
             return _TRACING_FEATURES.get(prog.attach_type)
-        return {ProgramType.EXT: "freplace", ProgramType.LSM: "lsm"}.get(ptype)
+        return _PROGRAM_FEATURES.get(ptype)
+
+    def _unsupported_map(self, err: int, messages: list[str]) -> UnsupportedError | None:
+        """An UnsupportedError naming the map libbpf could not create, when its kind is one this kernel lacks."""
+        from pyprobe import features
+
+        for name, m in self.maps.items():
+            feature = _MAP_FEATURES.get(m.type)
+            if feature is None or not any(f"map '{name}'" in line for line in messages):
+                continue
+            status = features.probe(feature)
+            if not status.available:
+                return UnsupportedError(
+                    err,
+                    f"{feature} maps are refused: {status.reason}",
+                    context=f"load object '{self.name}': map '{name}'",
+                )
+        return None
 
     def attach(self) -> list[Link]:
         """Attaches every loaded program whose SEC name gives a full target; returns the new links.
@@ -312,6 +331,24 @@ class BpfObject(Resource):
     def __repr__(self) -> str:
         return f"<BpfObject {self.name!r} {self.state} programs={list(self.programs)} maps={list(self.maps)}>"
 
+
+_REFUSED_ERRNOS = frozenset({errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP, errno.E2BIG})
+"""What the kernel answers for a program or map kind it refuses (EPERM) or is too old to know (the rest)."""
+
+_PROGRAM_FEATURES = {
+    ProgramType.EXT: "freplace", ProgramType.LSM: "lsm", ProgramType.NETFILTER: "netfilter",
+    ProgramType.SK_LOOKUP: "sk_lookup", ProgramType.STRUCT_OPS: "struct_ops",
+    ProgramType.FLOW_DISSECTOR: "flow_dissector", ProgramType.SK_REUSEPORT: "sk_reuseport",
+    ProgramType.CGROUP_SOCKOPT: "cgroup_sockopt", ProgramType.CGROUP_SYSCTL: "cgroup_sysctl",
+}  # fmt: skip
+"""Program types younger than plain BPF -> their pyprobe.features name (probed only when a load fails)."""
+
+_MAP_FEATURES = {
+    MapType.CGRP_STORAGE: "cgrp_storage", MapType.TASK_STORAGE: "task_storage",
+    MapType.INODE_STORAGE: "inode_storage", MapType.CGROUP_STORAGE: "cgroup_storage",
+    MapType.USER_RINGBUF: "user_ringbuf", MapType.ARENA: "arena",
+}  # fmt: skip
+"""Map types the same way."""
 
 _TRACING_FEATURES = {
     AttachType.TRACE_FENTRY: "fentry",
