@@ -69,6 +69,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);
     __type(value, __u32);
 } depths SEC(".maps");
@@ -76,7 +77,8 @@ struct {
 /* (thread id << 32 | depth) -> frame */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 8192);  /* preallocated: allocating per call costs more than the call */
+    __uint(max_entries, 8192);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u64);
     __type(value, struct ft_frame);
 } frames SEC(".maps");
