@@ -202,11 +202,16 @@ def test_unknown_usdt_probe_exits_2_and_names_the_listing() -> None:
 
 
 def test_glob_over_many_functions_attaches_one_uprobe_multi_link_per_direction() -> None:
+    """One uprobe_multi link per direction where the kernel has them (6.6), a link per probe before (the matrix)."""
     st = target("strtarget")
     out = pyprobe("trace", "--json", "-c", f"{st} 2 1000", "*")
     assert out.returncode == 0, out.stderr
     m = re.search(r"Tracing (\d+) function\(s\) with (\d+) probe\(s\)", out.stderr)
-    assert m and int(m[1]) > 4 and int(m[2]) == 2, out.stderr
+    assert m and int(m[1]) > 4, out.stderr
+    if features.available("uprobe_multi"):
+        assert int(m[2]) == 2, out.stderr
+    else:
+        assert int(m[1]) < int(m[2]) <= 2 * int(m[1]), out.stderr
     evs = events(out.stdout)
     assert [e["ret"] for e in evs if e["function"] == "st_eight"] == [36, 37]
     assert [e["ret"] for e in evs if e["function"] == "st_greet"] == [5, 4]

@@ -19,7 +19,7 @@ from pyprobe._data import probe_file
 from pyprobe.cli import _hist
 from pyprobe.cli._session import Session, Status, ending_signals
 from pyprobe.cli.probespec import ProbeSpec
-from pyprobe.cli.trace import MULTI_THRESHOLD, find_functions, interrupted_why, labels, resolve_specs, split_multi
+from pyprobe.cli.trace import find_functions, interrupted_why, labels, resolve_specs, split_multi, use_multi
 from pyprobe.symbols import Symbol
 
 __all__ = ["Histogram", "LatencyTracer", "add_parser", "run"]
@@ -71,17 +71,17 @@ class LatencyTracer:
             by_binary.setdefault(f.binary, []).append(i)
         plan: dict[str, tuple[list[int], list[int]]] = {}
         for binary, idx in by_binary.items():
-            if len(idx) > MULTI_THRESHOLD:
+            if use_multi(len(idx)):
                 multi, single = split_multi(binary, [self.functions[i] for i in idx])
                 plan[binary] = ([idx[i] for i in multi], [idx[i] for i in single])
             else:
                 plan[binary] = ([], idx)
         self._obj = obj = pyprobe.open(probe_file("funclatency"))
         try:
-            use_multi = any(m for m, _ in plan.values())
+            any_multi = any(m for m, _ in plan.values())
             use_single = any(s for _, s in plan.values())
             for name, prog in obj.programs.items():
-                prog.autoload = use_multi if name.endswith("_multi") else use_single
+                prog.autoload = any_multi if name.endswith("_multi") else use_single
             obj.load()
             for binary, (multi, single) in plan.items():
                 if multi:

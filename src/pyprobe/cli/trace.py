@@ -331,8 +331,17 @@ def split_multi(binary: str, syms: Sequence[Symbol]) -> tuple[list[int], list[in
     return by_name, by_offset
 
 
+def use_multi(count: int) -> bool:
+    """Whether ``count`` functions of one binary get one uprobe_multi link per direction (else a link each).
+
+    Above MULTI_THRESHOLD, where the kernel has uprobe_multi links (Linux 6.6): before, every function is
+    attached on its own, which only takes longer.
+    """
+    return count > MULTI_THRESHOLD and pyprobe.features.available("uprobe_multi")
+
+
 def _plan(funcs: list[Function]) -> tuple[list[Function], list[Function]]:
-    if len(funcs) <= MULTI_THRESHOLD:
+    if not use_multi(len(funcs)):
         return [], funcs
     multi, single = split_multi(funcs[0].binary, [f.symbol for f in funcs if f.symbol is not None])
     return [funcs[i] for i in multi], [funcs[i] for i in single]
