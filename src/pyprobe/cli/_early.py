@@ -46,6 +46,12 @@ class EarlyUprobes:
         with self._lock:
             return self._events.pop((binary, offset, retprobe), None)
 
+    def __enter__(self) -> EarlyUprobes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Closes the events nobody took (idempotent); an event still being opened is closed when it comes."""
         with self._lock:

@@ -119,6 +119,11 @@ class Function(Record):
         return self.name
 
     @property
+    def retprobes(self) -> tuple[bool, ...]:
+        """Its probes, as attach_uprobe's ``retprobe``: entry and return, or the return only (``r:``)."""
+        return (True,) if self.spec.kind == "return" else (False, True)
+
+    @property
     def params(self) -> tuple[Param, ...]:
         """The declared arguments; a USDT probe's own; six hex register arguments without a signature."""
         if self.spec.params is not None:
@@ -399,16 +404,18 @@ class Tracer:
         strings = any(p.type.kind == "string" for f in self.functions for p in f.params)
         sleepable = strings and pyprobe.features.available("sleepable_uprobe")
         self._entry = ENTRY_SLEEPABLE if sleepable else ENTRY_PLAIN
-        early = EarlyUprobes(
+        with EarlyUprobes(
             ((f.binary, f.symbol.offset, ret) for _, single in plan.values() for f in single if f.symbol is not None
-             for ret in ((True,) if f.spec.kind == "return" else (False, True))),
+             for ret in f.retprobes),
             self.pid,
-        )  # fmt: skip
-        try:
-            obj = pyprobe.open(probe_file("functrace_kstr" if sleepable else "functrace"))
-        except BaseException:
-            early.close()
-            raise
+        ) as early:  # fmt: skip
+            self._obj = self._load("functrace_kstr" if sleepable else "functrace", plan, early)
+
+    def _load(
+        self, probe: str, plan: dict[str, tuple[list[Function], list[Function]]], early: EarlyUprobes
+    ) -> pyprobe.BpfObject:
+        """Opens and loads the bundled object ``probe``, writes the functions' config, attaches, makes the reader."""
+        obj = pyprobe.open(probe_file(probe))
         _timeline.mark("object opened")
         try:
             single_used = any(single for _, single in plan.values())
@@ -434,15 +441,13 @@ class Tracer:
         except BaseException:
             obj.close()
             raise
-        finally:
-            early.close()
-        self._obj = obj
+        return obj
 
     def _attach(
         self, obj: pyprobe.BpfObject, plan: dict[str, tuple[list[Function], list[Function]]], early: EarlyUprobes
     ) -> None:
         def probes(f: Function) -> int:
-            return 1 if f.usdt is not None or f.spec.kind == "return" else 2
+            return 1 if f.usdt is not None else len(f.retprobes)
 
         total = sum(probes(f) for f in self.functions if f.usdt is not None)
         total += sum((2 if multi else 0) + sum(probes(f) for f in single) for multi, single in plan.values())
@@ -456,7 +461,7 @@ class Tracer:
                 )
         for binary, (multi, single) in plan.items():
             for retprobe in (False, True):
-                chosen = [f for f in multi if retprobe or f.spec.kind == "call"]
+                chosen = [f for f in multi if retprobe in f.retprobes]
                 if not chosen:
                     continue
                 self._status.update(f"attaching {len(chosen)} functions in {binary} with one uprobe_multi link...")
@@ -470,9 +475,8 @@ class Tracer:
             entry, ret = obj.programs[self._entry["single"]], obj.programs["functrace_return"]
             for f in single:
                 assert f.symbol is not None
-                for prog, retprobe in ((entry, False), (ret, True)):
-                    if not retprobe and f.spec.kind == "return":
-                        continue
+                for retprobe in f.retprobes:
+                    prog = ret if retprobe else entry
                     self._status.update(f"attaching {len(self._links) + 1}/{total}: {f.display} in {binary}")
                     event = early.take(f.binary, f.symbol.offset, retprobe)
                     if event is not None:
