@@ -130,7 +130,8 @@ _UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
 
 
 def _uprobe_pmu(retprobe: bool) -> tuple[int, int]:
-    """The uprobe PMU's type and the ``config`` that asks it for an entry or a return probe."""
+    """The uprobe PMU's type and the ``config`` that asks it for a return probe (read only with ``retprobe``: 0
+    without); an entry probe's ``config`` is 0."""
     try:
         with open(f"{_UPROBE_PMU}/type") as f:
             ptype = int(f.read())
@@ -178,21 +179,20 @@ def open_uprobes(probes: Iterable[tuple[str, int, bool]], *, pid: int = -1) -> l
     for binary, offset, retprobe in wanted:
         if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**64:
             raise TypeError(f"open_uprobe: offset must be an int in [0, 2**64), not {offset!r}")
-        kind = "uretprobe" if retprobe else "uprobe"
-        context = f"open {kind} {binary}+{offset:#x}" + (f" for pid {pid}" if pid >= 0 else "")
+        event = f"{'uretprobe' if retprobe else 'uprobe'} {binary}+{offset:#x}"
+        context = f"open {event}" + (f" for pid {pid}" if pid >= 0 else "")
         path = os.fsencode(binary)
         if b"\0" in path:
             raise AttachError(errno.EINVAL, f"binary path {binary!r} contains a NUL byte", context=context)
         if not os.path.isfile(path):
             raise AttachError(errno.ENOENT, f"binary {binary!r} is not a file", context=context)
         paths.append(ffi.new("char[]", path))
-        contexts.append((f"{kind} {binary}+{offset:#x}", context))
+        contexts.append((event, context))
     count = len(wanted)
     if not count:
         return []
-    ptype, entry_config = _uprobe_pmu(False)
-    return_config = _uprobe_pmu(True)[1] if any(retprobe for _, _, retprobe in wanted) else 0
-    configs = ffi.new("__u64[]", [return_config if retprobe else entry_config for _, _, retprobe in wanted])
+    ptype, return_config = _uprobe_pmu(any(retprobe for _, _, retprobe in wanted))  # the PMU's files read once
+    configs = ffi.new("__u64[]", [return_config if retprobe else 0 for _, _, retprobe in wanted])
     offsets = ffi.new("__u64[]", [offset for _, offset, _ in wanted])
     out = ffi.new("int[]", count)
     lib.pyprobe_uprobe_events_open(ptype, configs, ffi.new("char *[]", paths), offsets, pid, out, count)
