@@ -18,6 +18,7 @@ from operator import itemgetter, methodcaller
 from typing import Any
 
 from pyprobe import btf
+from pyprobe._ffi import ffi
 from pyprobe.btf import _BtfComposite, fill_array, scalar_bounds, to_python
 
 try:
@@ -94,10 +95,8 @@ def bytes_column(view: memoryview, count: int, stride: int, size: int) -> list[b
     if count < 0 or stride < size or (count - 1) * stride + size > view.nbytes:
         raise ValueError(f"a column of {count} values of {size} bytes every {stride} does not fit in {view.nbytes}")
     if _decode is not None:
-        from pyprobe._ffi import ffi
-
         base = ffi.from_buffer(view)  # keeps the buffer alive and pinned until the list is made
-        return _decode.bytes_column(int(ffi.cast("uintptr_t", base)), count, stride, size)
+        return _decode.bytes_column(_address(base), count, stride, size)
     np = numpy_if_worth(count)
     if np is not None:
         column: list[bytes] = np.ndarray(
@@ -115,24 +114,33 @@ def dict_of(keys: list[Any], values: list[Any]) -> dict[Any, Any]:
     return dict(zip(keys, values, strict=True))
 
 
-def _hash_kind(codec: Codec) -> str | None:
-    """How pyprobe._decode hashes raw keys of ``codec`` as Python will hash the decoded ones, or None if it cannot."""
-    if _decode is None or type(codec) is not Codec:  # subclasses decode keys their own way
-        return None
-    if codec.kind == "scalar" and codec.code in _INT_CODES:
-        return "s" if codec.code in _SIGNED_INT_CODES else "u"
-    if codec.kind == "struct" and getattr(codec.ctype, "__hash__", None) in btf._C_HASHES:
-        return "r"
-    return None
+_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
-def _column_kind(codec: Codec) -> str | None:
-    """How pyprobe._decode.column_dict makes the objects of ``codec`` (ints, bytes), or None if it cannot."""
+def _address(cdata: Any) -> int:
+    """The address of cffi memory as pyprobe._decode takes it (the caller keeps ``cdata`` alive)."""
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def _decoded_as(codec: Codec, other: str | None) -> str | None:
+    """pyprobe._decode's letter for ``codec``'s objects: "s"/"u" for signed/unsigned ints, else ``other``; None
+    without pyprobe._decode or for a Codec subclass (they decode their own way)."""
     if _decode is None or type(codec) is not Codec:
         return None
     if codec.kind == "scalar" and codec.code in _INT_CODES:
         return "s" if codec.code in _SIGNED_INT_CODES else "u"
-    return "b" if codec.kind == "raw" else None
+    return other
+
+
+def _hash_kind(codec: Codec) -> str | None:
+    """How pyprobe._decode hashes raw keys of ``codec`` as Python will hash the decoded ones, or None if it cannot."""
+    c_hashed = codec.kind == "struct" and getattr(codec.ctype, "__hash__", None) in btf._C_HASHES
+    return _decoded_as(codec, "r" if c_hashed else None)
+
+
+def _column_kind(codec: Codec) -> str | None:
+    """How pyprobe._decode.column_dict makes the objects of ``codec`` (ints, bytes), or None if it cannot."""
+    return _decoded_as(codec, "b" if codec.kind == "raw" else None)
 
 
 def _columns(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: Codec) -> tuple[memoryview, memoryview]:
@@ -154,11 +162,9 @@ def _slot_order(keys: memoryview, count: int, key: Codec) -> Any:
     kind = _hash_kind(key)
     if kind is None or count < _HASH_ORDER_FROM:
         return None
-    from pyprobe._ffi import ffi
-
-    order = ffi.new_allocator(should_clear_after_alloc=False)("uint32_t[]", count)
+    order = _uncleared("uint32_t[]", count)
     source = ffi.from_buffer(keys)  # alive and pinned during the call
-    _decode.hash_order(int(ffi.cast("uintptr_t", source)), count, key.size, kind, int(ffi.cast("uintptr_t", order)))
+    _decode.hash_order(_address(source), count, key.size, kind, _address(order))
     return order
 
 
@@ -180,17 +186,11 @@ def hash_ordered(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: 
     order = _slot_order(keys, count, key) if value.size > 0 else None
     if order is None:
         return None
-    from pyprobe._ffi import ffi
-
-    uncleared = ffi.new_allocator(should_clear_after_alloc=False)
     out = []
     for view, size in ((keys, key.size), (values, value.size)):
-        blob = uncleared("char[]", max(count * size, 1))
+        blob = _uncleared("char[]", max(count * size, 1))
         source = ffi.from_buffer(view)  # alive and pinned during the call
-        _decode.gather(
-            int(ffi.cast("uintptr_t", source)), count, size, int(ffi.cast("uintptr_t", order)),
-            int(ffi.cast("uintptr_t", blob)),
-        )  # fmt: skip
+        _decode.gather(_address(source), count, size, _address(order), _address(blob))
         out.append(ffi.buffer(blob, count * size))
     return out[0], out[1]
 
@@ -209,13 +209,10 @@ def columns_dict(raw_keys: Any, raw_values: Any, count: int, key: Codec, value: 
         return None
     keys, values = _columns(raw_keys, raw_values, count, key, value)
     order = _slot_order(keys, count, key)
-    from pyprobe._ffi import ffi
-
     key_source, value_source = ffi.from_buffer(keys), ffi.from_buffer(values)  # alive and pinned during the call
     made: dict[Any, Any] = _decode.column_dict(
-        int(ffi.cast("uintptr_t", key_source)), key.size, key_kind,
-        int(ffi.cast("uintptr_t", value_source)), value.size, value_kind,
-        count, None if order is None else int(ffi.cast("uintptr_t", order)),
+        _address(key_source), key.size, key_kind, _address(value_source), value.size, value_kind,
+        count, None if order is None else _address(order),
     )  # fmt: skip
     return made
 
