@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import ROOT
+
 from pyprobe.profile.flamegraph import render_svg
 
+sys.path.insert(0, str(ROOT / "tests"))
+from test_flamegraph import random_stacks  # the test suite's stacks: one generator for both
+
 CHROMIUM = "/usr/bin/chromium"
-
-
-def stacks_of(count: int, seed: int = 13) -> dict[tuple[str, ...], int]:
-    rng = random.Random(seed)
-    names = [f"ns{i % 50}::Class{i}::method{i}(int, char const*)" for i in range(2000)]
-    stacks: dict[tuple[str, ...], int] = {}
-    while len(stacks) < count:
-        depth = rng.randint(3, 40)
-        path = ["proc", "main"] + [names[min(int(rng.paretovariate(1.1)) * (k + 1) + k, 1999)] for k in range(depth)]
-        stacks[tuple(path)] = rng.randint(1, 50)
-    return stacks
 
 
 def folded(stacks: dict[tuple[str, ...], int]) -> str:
@@ -85,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for count in (int(n) for n in opts.stacks.split(",")):
-            stacks = stacks_of(count)
+            stacks = random_stacks(count)
             svg = render_svg(stacks)
             best, worst = timed(lambda: render_svg(stacks), opts.repeat)  # noqa: B023
             base, _ = timed(lambda: folded(stacks), opts.repeat)  # noqa: B023
